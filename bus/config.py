@@ -1,0 +1,66 @@
+"""How a process reaches the bus: one Struct, filled from flags, environment or a file."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from typing import Annotated, Any
+
+import msgspec
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+
+class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Connection options for ``Bus.connect``.
+
+    Attributes:
+        servers: one or more ``nats://`` or ``tls://`` URLs; the client fails over between them.
+        name: the connection name the server shows in its monitoring (``aar-worker-gpu1``).
+        creds_file: a NATS user credentials file (``.creds``: JWT and seed).
+        user, password: plain user authentication, for servers configured that way.
+        tls_ca_file, tls_cert_file, tls_key_file: TLS trust anchor and client certificate.
+        publish_timeout_s: how long a durable publish keeps retrying (same message id, so the
+            server stores it once) before giving up; covers a server restart.
+    """
+
+    servers: Annotated[list[str], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: [DEFAULT_URL]
+    )
+    name: str | None = None
+    creds_file: str | None = None
+    user: str | None = None
+    password: str | None = None
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    connect_timeout_s: float = 5.0
+    reconnect_wait_s: float = 0.25
+    max_reconnect_attempts: int = -1
+    retry_on_failed_connect: bool = True
+    publish_timeout_s: float = 30.0
+    # Bytes nats-py buffers while reconnecting; what a server restart can hold in flight.
+    pending_size: int = 64 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> BusConfig:
+        """Defaults, then ``AAR_NATS_URL`` (comma-separated) and ``AAR_NATS_CREDS``, then ``overrides``.
+
+        ``None`` overrides are ignored, so CLI flags that were not given fall through.
+        """
+        fields: dict[str, Any] = {}
+        if url := os.environ.get("AAR_NATS_URL"):
+            fields["servers"] = [u.strip() for u in url.split(",") if u.strip()]
+        if creds := os.environ.get("AAR_NATS_CREDS"):
+            fields["creds_file"] = creds
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return msgspec.convert(fields, cls)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client TLS context when any TLS file is set."""
+        if not (self.tls_ca_file or self.tls_cert_file):
+            return None
+        ctx = ssl.create_default_context(cafile=self.tls_ca_file)
+        if self.tls_cert_file:
+            ctx.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        return ctx

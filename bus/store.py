@@ -1,0 +1,126 @@
+"""Typed key-value buckets and the content-addressed artifact store."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import nats.js.errors
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+
+from bus import streams
+from bus.errors import BusError
+from schemas import ArtifactRef, Message, SchemaError, decode, encode
+
+if TYPE_CHECKING:
+    from bus.connection import Bus
+
+log = logging.getLogger("aar.bus")
+
+
+class TypedKV:
+    """A key-value bucket whose values are aar messages."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    async def put(self, key: str, msg: Message) -> int:
+        """Store ``msg`` under ``key``; returns the revision."""
+        return await self._kv.put(key, encode(msg))
+
+    async def get(self, key: str) -> Message | None:
+        """The value under ``key``, or None when absent or deleted.
+
+        Raises:
+            SchemaError: the stored value is not a valid message.
+        """
+        try:
+            entry = await self._kv.get(key)
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return decode(entry.value) if entry.value else None
+
+    async def delete(self, key: str) -> None:
+        await self._kv.delete(key)
+
+    async def items(self) -> dict[str, Message]:
+        """Every live key with its decoded value; undecodable values are skipped with a warning."""
+        out: dict[str, Message] = {}
+        try:
+            keys = await self._kv.keys()
+        except nats.js.errors.NoKeysError:
+            return out
+        for key in keys:
+            try:
+                if (value := await self.get(key)) is not None:
+                    out[key] = value
+            except SchemaError as e:
+                log.warning("bad value in bucket", extra={"key": key, "reason": e.reason})
+        return out
+
+    async def watch(self, *, history: bool = True) -> AsyncIterator[tuple[str, Message | None]]:
+        """Yield ``(key, value)`` for the current values (when ``history``) and then every change.
+
+        A deleted or expired key yields ``(key, None)``.
+        """
+        watcher = await self._kv.watchall(include_history=False, ignore_deletes=False)
+        try:
+            async for entry in watcher:
+                if entry is None:  # the marker after the initial values
+                    continue
+                if not history and entry.delta is not None and entry.delta > 0:
+                    continue
+                if entry.operation in ("DEL", "PURGE") or not entry.value:
+                    yield entry.key, None
+                    continue
+                try:
+                    yield entry.key, decode(entry.value)
+                except SchemaError as e:
+                    log.warning("bad value in bucket", extra={"key": entry.key, "reason": e.reason})
+        finally:
+            await watcher.stop()
+
+
+class Artifacts:
+    """The swarm's object store; an artifact's name is its sha256, so storing is idempotent."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+
+    @classmethod
+    async def open(cls, bus: Bus, swarm: str) -> Artifacts:
+        try:
+            return cls(await bus.js.object_store(streams.artifacts_bucket(swarm)))
+        except nats.js.errors.NotFoundError as e:
+            raise BusError(f"no artifact store for swarm {swarm!r}: run ensure_swarm first") from e
+
+    async def put(self, data: bytes, *, content_type: str = "application/octet-stream") -> ArtifactRef:
+        """Store ``data`` (unless already there) and return its reference."""
+        digest = hashlib.sha256(data).hexdigest()
+        ref = ArtifactRef(name=digest, sha256=digest, size=len(data), content_type=content_type)
+        try:
+            info = await self._store.get_info(digest)
+            if info.size == len(data) and not info.deleted:
+                return ref
+        except nats.js.errors.ObjectNotFoundError:
+            pass
+        await self._store.put(digest, data)
+        return ref
+
+    async def get(self, ref: ArtifactRef) -> bytes:
+        """The artifact's bytes, checked against its hash.
+
+        Raises:
+            BusError: it is missing, or its bytes do not match the reference.
+        """
+        try:
+            result = await self._store.get(ref.name)
+        except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError) as e:
+            raise BusError(f"artifact {ref.name} not found") from e
+        data = result.data or b""
+        if hashlib.sha256(data).hexdigest() != ref.sha256:
+            raise BusError(f"artifact {ref.name} does not match its sha256")
+        return data

@@ -1,0 +1,53 @@
+"""Typed, versioned messages for the aar bus."""
+
+from schemas.codec import decode, decode_as, encode, to_builtins
+from schemas.errors import AarError, SchemaError
+from schemas.messages import (
+    MAX_MESSAGE_BYTES,
+    MESSAGE_TYPES,
+    ArtifactRef,
+    BudgetEvent,
+    DeadLetter,
+    Envelope,
+    ExperimentProgress,
+    ExperimentRequest,
+    ExperimentResult,
+    Flag,
+    ForumPost,
+    Hypothesis,
+    Lineage,
+    Message,
+    Presence,
+    RpcError,
+    ScoreEvent,
+    kind_of,
+    new_id,
+)
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "MESSAGE_TYPES",
+    "AarError",
+    "ArtifactRef",
+    "BudgetEvent",
+    "DeadLetter",
+    "Envelope",
+    "ExperimentProgress",
+    "ExperimentRequest",
+    "ExperimentResult",
+    "Flag",
+    "ForumPost",
+    "Hypothesis",
+    "Lineage",
+    "Message",
+    "Presence",
+    "RpcError",
+    "SchemaError",
+    "ScoreEvent",
+    "decode",
+    "decode_as",
+    "encode",
+    "kind_of",
+    "new_id",
+    "to_builtins",
+]

@@ -1,0 +1,246 @@
+"""Every message on the aar bus, as one tagged union of msgspec Structs.
+
+Wire rules (see msgspec's schema-evolution guide):
+- the JSON object's ``kind`` field names the type; tags are spelled out so renaming a class never
+  changes the wire;
+- ``v`` is the version of that kind; a new field always gets a default, an existing field keeps its
+  type; an incompatible change is a new tag (``experiment_request.v2``) decoded beside the old one;
+- unknown fields are ignored, so an old process skips what a newer one adds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+# Bounds checked while decoding; a payload over MAX_MESSAGE_BYTES is refused before parsing.
+MAX_MESSAGE_BYTES = 1024 * 1024
+# A Token can stand as one NATS subject token or a KV key; a Name may also hold dots and slashes
+# (model ids such as "HuggingFaceTB/SmolLM2-135M").
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Text = Annotated[str, msgspec.Meta(max_length=64 * 1024)]
+ShortText = Annotated[str, msgspec.Meta(max_length=1024)]
+Tags = Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]], msgspec.Meta(max_length=32)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+Params = dict[str, Any]
+
+
+def new_id() -> str:
+    """Return a unique id that sorts by creation time (hex nanoseconds, then 40 random bits)."""
+    return f"{time.time_ns():016x}{os.urandom(5).hex()}"
+
+
+class Lineage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Which earlier messages this one follows from; every id is optional."""
+
+    hypothesis_id: Id | None = None
+    request_id: Id | None = None
+    result_id: Id | None = None
+    post_id: Id | None = None
+
+
+class ArtifactRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A large payload kept in the swarm's object store, named by its content hash."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    sha256: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+    size: Annotated[int, msgspec.Meta(ge=0)]
+    content_type: ShortText = "application/octet-stream"
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit_defaults=False):
+    """Fields every message carries."""
+
+    swarm: Token
+    sender: Token
+    id: Id = msgspec.field(default_factory=new_id)
+    ts: float = msgspec.field(default_factory=time.time)
+    v: int = 1
+    lineage: Lineage = Lineage()
+
+
+class Hypothesis(Envelope, tag="hypothesis", kw_only=True):
+    """A claim an agent intends to test."""
+
+    title: ShortText
+    text: Text = ""
+    task: Token | None = None
+    methods: Tags = msgspec.field(default_factory=list)
+    tags: Tags = msgspec.field(default_factory=list)
+
+
+class ExperimentRequest(Envelope, tag="experiment_request", kw_only=True):
+    """Ask a worker to run one weak-to-strong experiment; ``lineage.hypothesis_id`` says what it tests."""
+
+    task: Token
+    method: Token
+    params: Params = msgspec.field(default_factory=dict)
+    seed: Annotated[int, msgspec.Meta(ge=0)] = 0
+    weak_model: Name | None = None
+    strong_model: Name | None = None
+    code: ArtifactRef | None = None
+    priority: Annotated[int, msgspec.Meta(ge=0, le=9)] = 5
+    max_gpu_seconds: Seconds | None = None
+
+
+class ExperimentProgress(Envelope, tag="experiment_progress", kw_only=True):
+    """A worker's heartbeat on one request (``lineage.request_id``)."""
+
+    worker: Token
+    stage: ShortText = ""
+    step: Annotated[int, msgspec.Meta(ge=0)] = 0
+    total_steps: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    loss: float | None = None
+    eta_s: Seconds | None = None
+
+
+class ExperimentResult(Envelope, tag="experiment_result", kw_only=True):
+    """What a worker returns for one request: predictions, never a claimed accuracy."""
+
+    worker: Token
+    task: Token
+    method: Token
+    status: Literal["ok", "failed"]
+    params: Params = msgspec.field(default_factory=dict)
+    seed: Annotated[int, msgspec.Meta(ge=0)] = 0
+    predictions: dict[Name, ArtifactRef] = msgspec.field(default_factory=dict)
+    error: Text | None = None
+    timings: dict[Name, Seconds] = msgspec.field(default_factory=dict)
+    code_hash: ShortText | None = None
+    data_hash: ShortText | None = None
+
+    def __post_init__(self) -> None:
+        if self.lineage.request_id is None:
+            raise ValueError("an experiment_result must name the request it answers (lineage.request_id)")
+        if self.status == "failed" and not self.error:
+            raise ValueError("a failed experiment_result must carry an error")
+
+
+class ScoreEvent(Envelope, tag="score", kw_only=True):
+    """The scorer's verdict on one result (``lineage.result_id``), on the split agents may see."""
+
+    task: Token
+    method: Token
+    status: Literal["accepted", "rejected"]
+    split: Name = "dev"
+    accuracy: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    pgr: float | None = None
+    reason: ShortText | None = None
+    params: Params = msgspec.field(default_factory=dict)
+    seed: Annotated[int, msgspec.Meta(ge=0)] = 0
+    worker: Token | None = None
+    agent: Token | None = None
+    code_hash: ShortText | None = None
+    data_hash: ShortText | None = None
+    timings: dict[Name, Seconds] = msgspec.field(default_factory=dict)
+    budget_left: int | None = None
+
+
+class ForumPost(Envelope, tag="forum_post", kw_only=True):
+    """A post in the shared forum; a reply names its parent in ``reply_to`` and shares its thread."""
+
+    title: ShortText = ""
+    body: Text
+    thread_id: Id | None = None
+    reply_to: Id | None = None
+    tags: Tags = msgspec.field(default_factory=list)
+    evidence: Annotated[list[Id], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
+
+    @property
+    def thread(self) -> str:
+        """The thread this post belongs to: its own id when it starts one."""
+        return self.thread_id or self.id
+
+
+class Presence(Envelope, tag="presence", kw_only=True):
+    """A process saying it is alive and what it can do; kept in the presence bucket under ``name``."""
+
+    role: Token
+    name: Token
+    host: ShortText
+    pid: Annotated[int, msgspec.Meta(ge=0)]
+    capabilities: Tags = msgspec.field(default_factory=list)
+    last_seen: float = msgspec.field(default_factory=time.time)
+    state: Literal["starting", "ready", "busy", "draining", "stopped"] = "ready"
+    info: dict[Name, ShortText] = msgspec.field(default_factory=dict)
+
+
+class BudgetEvent(Envelope, tag="budget", kw_only=True):
+    """A budget crossed a threshold; ``level`` tells every agent what to do."""
+
+    scope: Literal["agent", "swarm"]
+    target: Token
+    resource: Literal["tokens", "usd", "gpu_minutes", "dev_queries"]
+    used: Annotated[float, msgspec.Meta(ge=0)]
+    limit: Annotated[float, msgspec.Meta(ge=0)]
+    level: Literal["info", "warn", "throttle", "stop"]
+
+
+class Flag(Envelope, tag="flag", kw_only=True):
+    """An integrity alert: something looks like score gaming or a forged message."""
+
+    detector: Token
+    severity: Literal["info", "warning", "critical"] = "warning"
+    summary: ShortText
+    suspect: Token | None = None
+    evidence: dict[Name, Any] = msgspec.field(default_factory=dict)
+
+
+class DeadLetter(Envelope, tag="dead_letter", kw_only=True):
+    """A message a consumer could not decode or handle, kept with its reason and its original bytes."""
+
+    reason: Text
+    error_type: Name
+    consumer: Token
+    original_subject: ShortText
+    original: bytes
+    stream_seq: int | None = None
+    deliveries: int | None = None
+
+
+class RpcError(Envelope, tag="rpc_error", kw_only=True):
+    """The reply a request/reply endpoint sends when it cannot answer."""
+
+    reason: Text
+    error_type: Name = "AarError"
+
+
+Message = (
+    Hypothesis
+    | ExperimentRequest
+    | ExperimentProgress
+    | ExperimentResult
+    | ScoreEvent
+    | ForumPost
+    | Presence
+    | BudgetEvent
+    | Flag
+    | DeadLetter
+    | RpcError
+)
+
+MESSAGE_TYPES: tuple[type[Envelope], ...] = (
+    Hypothesis,
+    ExperimentRequest,
+    ExperimentProgress,
+    ExperimentResult,
+    ScoreEvent,
+    ForumPost,
+    Presence,
+    BudgetEvent,
+    Flag,
+    DeadLetter,
+    RpcError,
+)
+
+
+def kind_of(cls: type[Envelope]) -> str:
+    """The wire tag of a message type."""
+    tag = cls.__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
