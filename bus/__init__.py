@@ -1,1 +1,31 @@
-"""bus"""
+"""The aar bus: subjects, stream specs, the Bus connection and the embedded nats-server."""
+
+from bus.admin import ensure_swarm, list_swarms, swarm_state
+from bus.config import DEFAULT_URL, BusConfig
+from bus.connection import Bus, RemoteError
+from bus.consume import Consumer, Delivery, StartAt, WorkQueue
+from bus.errors import BusError, HandlerError, InvalidSubjectError, PublishError, ServerError
+from bus.natsd import NatsServer, ServerConfig
+from bus.subjects import Kind
+
+__all__ = [
+    "DEFAULT_URL",
+    "Bus",
+    "BusConfig",
+    "BusError",
+    "Consumer",
+    "Delivery",
+    "HandlerError",
+    "InvalidSubjectError",
+    "Kind",
+    "NatsServer",
+    "PublishError",
+    "RemoteError",
+    "ServerConfig",
+    "ServerError",
+    "StartAt",
+    "WorkQueue",
+    "ensure_swarm",
+    "list_swarms",
+    "swarm_state",
+]
