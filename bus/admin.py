@@ -15,8 +15,17 @@ from schemas import Presence
 log = logging.getLogger("aar.bus")
 
 
-async def ensure_swarm(bus: Bus, swarm: str, *, replicas: int = 1) -> None:
-    """Create, or bring up to date, every stream, bucket and store of ``swarm``. Idempotent."""
+async def ensure_swarm(
+    bus: Bus, swarm: str, *, replicas: int = 1, work_retry: streams.RetryPolicy = streams.DEFAULT_RETRY
+) -> None:
+    """Create, or bring up to date, every stream, bucket and store of ``swarm``. Idempotent.
+
+    Args:
+        bus: a connected bus with the rights to create streams (the operator's).
+        swarm: the swarm's name.
+        replicas: stream replicas (3 on a cluster tolerates one lost node).
+        work_retry: ack wait and deliveries of the experiment work queue.
+    """
     js = bus.js
     for spec in streams.STREAMS.values():
         config = spec.config(swarm, replicas=replicas)
@@ -25,22 +34,35 @@ async def ensure_swarm(bus: Bus, swarm: str, *, replicas: int = 1) -> None:
         except nats.js.errors.BadRequestError:
             # It exists with another config (an older aar, or edited limits): update it in place.
             await js.update_stream(config)
-    work = streams.work_queue_consumer(swarm)
+    work = streams.work_queue_consumer(swarm, retry=work_retry)
     await js.add_consumer(streams.stream_name(swarm, subjects.Kind.REQUESTS), work)
     for kv in streams.key_values(swarm):
         try:
             await js.key_value(kv.bucket)
         except nats.js.errors.BucketNotFoundError:
-            await js.create_key_value(api.KeyValueConfig(
-                bucket=kv.bucket, description=kv.description, ttl=kv.ttl_s, history=kv.history,
-                storage=api.StorageType.FILE, replicas=replicas))
+            await js.create_key_value(
+                api.KeyValueConfig(
+                    bucket=kv.bucket,
+                    description=kv.description,
+                    ttl=kv.ttl_s,
+                    history=kv.history,
+                    storage=api.StorageType.FILE,
+                    replicas=replicas,
+                )
+            )
     for obs in streams.object_stores(swarm):
         try:
             await js.object_store(obs.bucket)
         except nats.js.errors.NotFoundError:
-            await js.create_object_store(obs.bucket, api.ObjectStoreConfig(
-                bucket=obs.bucket, description=obs.description, storage=api.StorageType.FILE,
-                replicas=replicas))
+            await js.create_object_store(
+                obs.bucket,
+                api.ObjectStoreConfig(
+                    bucket=obs.bucket,
+                    description=obs.description,
+                    storage=api.StorageType.FILE,
+                    replicas=replicas,
+                ),
+            )
     log.info("swarm ready", extra={"swarm": swarm})
 
 
@@ -93,11 +115,20 @@ async def swarm_state(bus: Bus, swarm: str) -> SwarmState:
         except nats.js.errors.NotFoundError:
             continue
         s = info.state
-        state.streams.append(StreamState(name, s.messages, s.bytes, s.consumer_count, s.first_seq, s.last_seq))
+        state.streams.append(
+            StreamState(name, s.messages, s.bytes, s.consumer_count, s.first_seq, s.last_seq)
+        )
         for c in await js.consumers_info(name):
-            state.consumers.append(ConsumerState(
-                name, c.name, c.num_pending or 0, c.num_ack_pending or 0, c.num_redelivered or 0,
-                c.num_waiting or 0))
+            state.consumers.append(
+                ConsumerState(
+                    name,
+                    c.name,
+                    c.num_pending or 0,
+                    c.num_ack_pending or 0,
+                    c.num_redelivered or 0,
+                    c.num_waiting or 0,
+                )
+            )
     try:
         bucket = await bus.kv(streams.presence_bucket(swarm))
     except nats.js.errors.BucketNotFoundError:

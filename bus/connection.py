@@ -19,11 +19,13 @@ from nats.js import JetStreamContext, api
 from bus import subjects
 from bus.config import BusConfig
 from bus.errors import BusError, PublishError
+from bus.streams import STREAMS
 from schemas import DeadLetter, Envelope, Message, RpcError, SchemaError, decode, encode
 
 if TYPE_CHECKING:
     from bus.consume import Consumer, Handler, M, StartAt, WorkQueue
     from bus.store import Artifacts, TypedKV
+    from bus.streams import RetryPolicy
 
 log = logging.getLogger("aar.bus")
 
@@ -39,6 +41,10 @@ _TRANSIENT_PUBLISH_ERRORS: tuple[type[BaseException], ...] = (
     nats.errors.StaleConnectionError,
     nats.errors.UnexpectedEOF,
     TimeoutError,
+)
+_FAILED_PIPELINED_PUBLISH: tuple[type[BaseException], ...] = (
+    *_TRANSIENT_PUBLISH_ERRORS,
+    nats.js.errors.APIError,
 )
 MSG_ID_HEADER = "Nats-Msg-Id"
 _ATTEMPT_TIMEOUT_S = 2.0
@@ -108,7 +114,9 @@ class Bus:
         except (OSError, TimeoutError, nats.errors.Error) as e:
             raise BusError(f"cannot connect to NATS at {', '.join(cfg.servers)}: {e}") from e
         self._js = self._nc.jetstream(timeout=_ATTEMPT_TIMEOUT_S)
-        log.info("bus connected", extra={"url": self._nc.connected_url.geturl() if self._nc.connected_url else "?"})
+        log.info(
+            "bus connected", extra={"url": self._nc.connected_url.geturl() if self._nc.connected_url else "?"}
+        )
 
     async def close(self, grace_s: float = 10.0) -> None:
         """Stop consumers (each finishes what it holds), then drain and close. Safe to call twice."""
@@ -156,6 +164,8 @@ class Bus:
         Raises:
             PublishError: not acknowledged within ``publish_timeout_s``, or refused by the server.
         """
+        if subject is None and subjects.kind_for(msg) not in STREAMS:
+            raise PublishError(f"{type(msg).__name__} is not stored in a stream; use publish_core or a reply")
         return await self._publish_data(subject or subjects.subject_for(msg), encode(msg), msg.id)
 
     async def publish_many(self, msgs: Sequence[Message]) -> list[api.PubAck]:
@@ -180,7 +190,7 @@ class Bus:
             if fut is not None:
                 try:
                     ack = await asyncio.wait_for(fut, self.config.publish_timeout_s)
-                except (*_TRANSIENT_PUBLISH_ERRORS, nats.js.errors.APIError):
+                except _FAILED_PIPELINED_PUBLISH:
                     ack = None
             acks.append(ack or await self.publish(msg))
         return acks
@@ -194,7 +204,9 @@ class Bus:
             remaining = deadline - loop.time()
             try:
                 return await js.publish(
-                    subject, data, timeout=max(0.1, min(_ATTEMPT_TIMEOUT_S, remaining)),
+                    subject,
+                    data,
+                    timeout=max(0.1, min(_ATTEMPT_TIMEOUT_S, remaining)),
                     headers={MSG_ID_HEADER: msg_id},
                 )
             except _TRANSIENT_PUBLISH_ERRORS as e:
@@ -235,7 +247,12 @@ class Bus:
         )
         log.warning(
             "dead-lettered",
-            extra={"consumer": consumer, "subject": raw.subject, "error": letter.error_type, "reason": reason[:200]},
+            extra={
+                "consumer": consumer,
+                "subject": raw.subject,
+                "error": letter.error_type,
+                "reason": reason[:200],
+            },
         )
         await self.publish(letter)
 
@@ -280,8 +297,9 @@ class Bus:
                 raise
             except Exception as e:
                 log.warning("request failed", extra={"subject": subject, "error": repr(e)})
-                answer = RpcError(swarm=swarm, sender=name, reason=str(e) or type(e).__name__,
-                                  error_type=type(e).__name__)
+                answer = RpcError(
+                    swarm=swarm, sender=name, reason=str(e) or type(e).__name__, error_type=type(e).__name__
+                )
             if raw.reply:
                 await self.nc.publish(raw.reply, encode(answer))
 
@@ -299,6 +317,7 @@ class Bus:
         key: str = "*",
         durable: str | None = None,
         start: StartAt | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Consumer:
         """Deliver each stored message of ``kind`` to ``handler``, decoded and validated.
 
@@ -312,11 +331,23 @@ class Bus:
             durable: a durable consumer name; a restart with the same name resumes where the last
                 run stopped. ``None`` gives an ordered, ack-less consumer for watching.
             start: where a new consumer starts: ``StartAt.new()`` (default), ``.all()``,
-                ``.time(t)``, ``.seq(n)``. Ignored when the durable consumer already exists.
+                ``.at_time(t)``, ``.at_seq(n)``. Ignored when the durable consumer already exists.
+            retry: ack wait, deliveries and backoff of a new durable consumer.
         """
         from bus.consume import Consumer
+        from bus.streams import DEFAULT_RETRY
 
-        consumer = Consumer(self, swarm, kind, handler, expect=expect, key=key, durable=durable, start=start)
+        consumer = Consumer(
+            self,
+            swarm,
+            kind,
+            handler,
+            expect=expect,
+            key=key,
+            durable=durable,
+            start=start,
+            retry=retry or DEFAULT_RETRY,
+        )
         await consumer.start()
         self._consumers.append(consumer)
         return consumer
@@ -340,8 +371,16 @@ class Bus:
         """
         from bus.consume import WorkQueue
 
-        wq = WorkQueue(self, swarm, handler, expect=expect, durable=durable, concurrency=concurrency,
-                       batch=batch, heartbeat_s=heartbeat_s)
+        wq = WorkQueue(
+            self,
+            swarm,
+            handler,
+            expect=expect,
+            durable=durable,
+            concurrency=concurrency,
+            batch=batch,
+            heartbeat_s=heartbeat_s,
+        )
         await wq.start()
         self._consumers.append(wq)
         return wq

@@ -104,14 +104,22 @@ class StartAt:
 class _Dispatcher:
     """Decode, run the handler, then ack, nak or dead-letter: shared by both consumer kinds."""
 
-    def __init__(self, bus: Bus, swarm: str, name: str, handler: Handler[M], expect: type[M], *,
-                 acks: bool, max_deliver: int, backoff: tuple[float, ...]) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        swarm: str,
+        name: str,
+        handler: Handler[M],
+        expect: type[M],
+        *,
+        acks: bool,
+        retry: streams.RetryPolicy,
+    ) -> None:
         self.bus, self.swarm, self.name = bus, swarm, name
         self._handler: Handler[Envelope] = handler  # type: ignore[assignment]
         self._expect: type[Envelope] = expect
         self._acks = acks
-        self._max_deliver = max_deliver
-        self._backoff = backoff
+        self.retry = retry
         self.handled = 0
         self.failed = 0
 
@@ -140,11 +148,18 @@ class _Dispatcher:
         self.failed += 1
         retryable = error.retryable if isinstance(error, HandlerError) else True
         deliveries = delivery.deliveries if self._acks else 1
-        if retryable and self._acks and (self._max_deliver <= 0 or deliveries < self._max_deliver):
-            delay = self._backoff[min(deliveries, len(self._backoff)) - 1] if self._backoff else 0.0
-            log.warning("handler failed; will redeliver",
-                        extra={"consumer": self.name, "deliveries": deliveries, "delay_s": delay,
-                               "error": repr(error)})
+        max_deliver = self.retry.max_deliver
+        if retryable and self._acks and (max_deliver <= 0 or deliveries < max_deliver):
+            delay = self.retry.delay_after(deliveries)
+            log.warning(
+                "handler failed; will redeliver",
+                extra={
+                    "consumer": self.name,
+                    "deliveries": deliveries,
+                    "delay_s": delay,
+                    "error": repr(error),
+                },
+            )
             await raw.nak(delay=delay)
             return
         if not isinstance(error, HandlerError):
@@ -153,12 +168,14 @@ class _Dispatcher:
 
     async def _give_up(self, raw: Msg, error: BaseException, *, deliveries: int | None) -> None:
         try:
-            await self.bus.dead_letter(swarm=self.swarm, consumer=self.name, raw=raw, error=error,
-                                       deliveries=deliveries)
+            await self.bus.dead_letter(
+                swarm=self.swarm, consumer=self.name, raw=raw, error=error, deliveries=deliveries
+            )
         except BusError:
             # Not stored: leave the message unacknowledged so it comes back rather than vanishing.
-            log.exception("dead-letter publish failed; message left for redelivery",
-                          extra={"consumer": self.name})
+            log.exception(
+                "dead-letter publish failed; message left for redelivery", extra={"consumer": self.name}
+            )
             return
         if self._acks:
             await raw.term()
@@ -167,16 +184,27 @@ class _Dispatcher:
 class Consumer:
     """A typed push subscription to one kind of a swarm's traffic (see ``Bus.subscribe``)."""
 
-    def __init__(self, bus: Bus, swarm: str, kind: subjects.Kind, handler: Handler[M], *, expect: type[M],
-                 key: str, durable: str | None, start: StartAt | None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        swarm: str,
+        kind: subjects.Kind,
+        handler: Handler[M],
+        *,
+        expect: type[M],
+        key: str,
+        durable: str | None,
+        start: StartAt | None,
+        retry: streams.RetryPolicy = streams.DEFAULT_RETRY,
+    ) -> None:
         self.bus, self.swarm, self.kind = bus, swarm, kind
         self.durable = subjects.token(durable) if durable else None
         self.name = self.durable or f"watch-{new_id()}"
         self._filter = subjects.kind_filter(swarm, kind, key)
         self._start = start or StartAt.new()
-        backoff = streams.WORK_BACKOFF_S
-        self._dispatch = _Dispatcher(bus, swarm, self.name, handler, expect, acks=self.durable is not None,
-                                     max_deliver=streams.WORK_MAX_DELIVER, backoff=backoff)
+        self._dispatch = _Dispatcher(
+            bus, swarm, self.name, handler, expect, acks=self.durable is not None, retry=retry
+        )
         self._sub: nats.js.JetStreamContext.PushSubscription | None = None
 
     @property
@@ -185,14 +213,17 @@ class Consumer:
 
     async def start(self) -> None:
         stream = streams.stream_name(self.swarm, self.kind)
-        config = self._start.apply(api.ConsumerConfig(
-            filter_subject=self._filter,
-            ack_policy=api.AckPolicy.EXPLICIT if self.durable else api.AckPolicy.NONE,
-            ack_wait=streams.WORK_ACK_WAIT_S if self.durable else None,
-            max_deliver=streams.WORK_MAX_DELIVER if self.durable else None,
-            max_ack_pending=10_000 if self.durable else None,
-            description=f"aar {self.swarm}: {self.name}",
-        ))
+        retry = self._dispatch.retry
+        config = self._start.apply(
+            api.ConsumerConfig(
+                filter_subject=self._filter,
+                ack_policy=api.AckPolicy.EXPLICIT if self.durable else api.AckPolicy.NONE,
+                ack_wait=retry.ack_wait_s if self.durable else None,
+                max_deliver=retry.max_deliver if self.durable else None,
+                max_ack_pending=10_000 if self.durable else None,
+                description=f"aar {self.swarm}: {self.name}",
+            )
+        )
         js: JetStreamContext = self.bus.js
         try:
             self._sub = await js.subscribe(
@@ -207,7 +238,9 @@ class Consumer:
                 flow_control=True,
             )
         except nats.js.errors.NotFoundError as e:
-            raise BusError(f"stream {stream} does not exist: run `aar server` / ensure_swarm({self.swarm!r})") from e
+            raise BusError(
+                f"stream {stream} does not exist: run `aar server` / ensure_swarm({self.swarm!r})"
+            ) from e
         log.info("consumer started", extra={"consumer": self.name, "filter": self._filter})
 
     async def close(self, grace_s: float = 10.0) -> None:
@@ -217,7 +250,7 @@ class Consumer:
             return
         self.bus.forget(self)
         try:
-            await asyncio.wait_for(sub.drain(), grace_s)
+            await asyncio.wait_for(sub.drain(), grace_s)  # type: ignore[no-untyped-call]
         except (TimeoutError, nats.errors.Error):
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
@@ -226,15 +259,26 @@ class Consumer:
 class WorkQueue:
     """Pull loops over the swarm's experiment work queue (see ``Bus.work``)."""
 
-    def __init__(self, bus: Bus, swarm: str, handler: Handler[M], *, expect: type[M], durable: str,
-                 concurrency: int, batch: int, heartbeat_s: float) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        swarm: str,
+        handler: Handler[M],
+        *,
+        expect: type[M],
+        durable: str,
+        concurrency: int,
+        batch: int,
+        heartbeat_s: float,
+    ) -> None:
         if concurrency < 1 or batch < 1:
             raise ValueError("concurrency and batch must be at least 1")
         self.bus, self.swarm = bus, swarm
         self.name = subjects.token(durable)
         self._concurrency, self._batch, self._heartbeat_s = concurrency, batch, heartbeat_s
-        self._dispatch = _Dispatcher(bus, swarm, self.name, handler, expect, acks=True,
-                                     max_deliver=streams.WORK_MAX_DELIVER, backoff=streams.WORK_BACKOFF_S)
+        self._dispatch = _Dispatcher(
+            bus, swarm, self.name, handler, expect, acks=True, retry=streams.DEFAULT_RETRY
+        )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: dict[int, tuple[Msg, float]] = {}
@@ -254,12 +298,22 @@ class WorkQueue:
         config = streams.work_queue_consumer(self.swarm, durable=self.name)
         for i in range(self._concurrency):
             try:
-                sub = await js.pull_subscribe(config.filter_subject or "", durable=self.name, stream=stream,
-                                              config=config)
+                sub = await js.pull_subscribe(
+                    config.filter_subject or "", durable=self.name, stream=stream, config=config
+                )
             except nats.js.errors.NotFoundError as e:
                 raise BusError(f"stream {stream} does not exist: run ensure_swarm({self.swarm!r})") from e
             self._subs.append(sub)
             self._tasks.append(asyncio.create_task(self._loop(sub), name=f"work:{self.name}:{i}"))
+        # The server's consumer config is the truth (ensure_swarm set it): follow its limits.
+        info = (await self._subs[0].consumer_info()).config
+        self._dispatch.retry = streams.RetryPolicy(
+            ack_wait_s=info.ack_wait or streams.DEFAULT_RETRY.ack_wait_s,
+            max_deliver=info.max_deliver or streams.DEFAULT_RETRY.max_deliver,
+            backoff_s=streams.DEFAULT_RETRY.backoff_s,
+        )
+        if self._heartbeat_s >= self._dispatch.retry.ack_wait_s:
+            self._heartbeat_s = self._dispatch.retry.ack_wait_s / 2
         self._tasks.append(asyncio.create_task(self._heartbeat(), name=f"work:{self.name}:heartbeat"))
         log.info("work queue started", extra={"consumer": self.name, "concurrency": self._concurrency})
 
@@ -305,8 +359,10 @@ class WorkQueue:
                 try:
                     await self._dispatch.dispatch(raw)
                 except (nats.errors.Error, OSError) as e:
-                    log.warning("ack failed; the message will be redelivered",
-                                extra={"consumer": self.name, "error": repr(e)})
+                    log.warning(
+                        "ack failed; the message will be redelivered",
+                        extra={"consumer": self.name, "error": repr(e)},
+                    )
                 finally:
                     self._in_flight.pop(key, None)
 

@@ -194,11 +194,15 @@ class NatsServer:
         while True:
             proc = self._proc
             if proc is None or proc.returncode is not None:
-                raise ServerError(f"nats-server exited during start-up; see {self.config.log_path}:\n{self._log_tail()}")
+                raise ServerError(
+                    f"nats-server exited during start-up; see {self.config.log_path}:\n{self._log_tail()}"
+                )
             if await _healthz(self.config.host, self.config.monitor_port):
                 return
             if asyncio.get_running_loop().time() > deadline:
-                raise ServerError(f"nats-server not healthy after {HEALTH_TIMEOUT_S:.0f}s:\n{self._log_tail()}")
+                raise ServerError(
+                    f"nats-server not healthy after {HEALTH_TIMEOUT_S:.0f}s:\n{self._log_tail()}"
+                )
             await asyncio.sleep(0.05)
 
     def _log_tail(self, lines: int = 15) -> str:

@@ -81,7 +81,7 @@ class TypedKV:
                 except SchemaError as e:
                     log.warning("bad value in bucket", extra={"key": entry.key, "reason": e.reason})
         finally:
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]
 
 
 class Artifacts:

@@ -15,11 +15,30 @@ from bus.subjects import Kind, kind_filter, token
 DAY = 24 * 3600.0
 # A retried publish within this window with the same Nats-Msg-Id is stored once.
 DUPLICATE_WINDOW_S = 120.0
-WORK_ACK_WAIT_S = 30.0
-WORK_MAX_DELIVER = 5
-# Redelivery delays after a nak of a transient failure, by delivery count (the last repeats).
-WORK_BACKOFF_S = (1.0, 5.0, 15.0, 30.0)
 PRESENCE_TTL_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a consumer treats a message that is not acknowledged.
+
+    Attributes:
+        ack_wait_s: the server redelivers a message not acked (nor marked in progress) this long.
+        max_deliver: deliveries before the message is given up on (then dead-lettered).
+        backoff_s: delay before redelivery after the n-th failed delivery; the last one repeats.
+    """
+
+    ack_wait_s: float = 30.0
+    max_deliver: int = 5
+    backoff_s: tuple[float, ...] = (1.0, 5.0, 15.0, 30.0)
+
+    def delay_after(self, deliveries: int) -> float:
+        if not self.backoff_s:
+            return 0.0
+        return self.backoff_s[min(max(deliveries, 1), len(self.backoff_s)) - 1]
+
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +99,17 @@ def stream_name(swarm: str, kind: Kind) -> str:
     return STREAMS[kind].name(swarm)
 
 
-def work_queue_consumer(swarm: str, *, durable: str = "workers", task: str = "*") -> api.ConsumerConfig:
+def work_queue_consumer(
+    swarm: str, *, durable: str = "workers", task: str = "*", retry: RetryPolicy = DEFAULT_RETRY
+) -> api.ConsumerConfig:
     """The one shared pull consumer workers take experiment requests from."""
     return api.ConsumerConfig(
         durable_name=token(durable),
         description=f"aar {swarm}: workers pulling experiment requests",
         filter_subject=kind_filter(swarm, Kind.REQUESTS, task),
         ack_policy=api.AckPolicy.EXPLICIT,
-        ack_wait=WORK_ACK_WAIT_S,
-        max_deliver=WORK_MAX_DELIVER,
+        ack_wait=retry.ack_wait_s,
+        max_deliver=retry.max_deliver,
         max_ack_pending=1024,
         deliver_policy=api.DeliverPolicy.ALL,
     )

@@ -12,7 +12,7 @@ from schemas.messages import MAX_MESSAGE_BYTES, Envelope, Message
 M = TypeVar("M", bound=Envelope)
 
 _encoder = msgspec.json.Encoder()
-_decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(Message)  # type: ignore[arg-type]
+_decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(Message)
 _typed_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
 

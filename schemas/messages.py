@@ -64,7 +64,7 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", omit
     lineage: Lineage = Lineage()
 
 
-class Hypothesis(Envelope, tag="hypothesis", kw_only=True):
+class Hypothesis(Envelope, tag="hypothesis", kw_only=True, frozen=True):
     """A claim an agent intends to test."""
 
     title: ShortText
@@ -74,7 +74,7 @@ class Hypothesis(Envelope, tag="hypothesis", kw_only=True):
     tags: Tags = msgspec.field(default_factory=list)
 
 
-class ExperimentRequest(Envelope, tag="experiment_request", kw_only=True):
+class ExperimentRequest(Envelope, tag="experiment_request", kw_only=True, frozen=True):
     """Ask a worker to run one weak-to-strong experiment; ``lineage.hypothesis_id`` says what it tests."""
 
     task: Token
@@ -88,7 +88,7 @@ class ExperimentRequest(Envelope, tag="experiment_request", kw_only=True):
     max_gpu_seconds: Seconds | None = None
 
 
-class ExperimentProgress(Envelope, tag="experiment_progress", kw_only=True):
+class ExperimentProgress(Envelope, tag="experiment_progress", kw_only=True, frozen=True):
     """A worker's heartbeat on one request (``lineage.request_id``)."""
 
     worker: Token
@@ -99,7 +99,7 @@ class ExperimentProgress(Envelope, tag="experiment_progress", kw_only=True):
     eta_s: Seconds | None = None
 
 
-class ExperimentResult(Envelope, tag="experiment_result", kw_only=True):
+class ExperimentResult(Envelope, tag="experiment_result", kw_only=True, frozen=True):
     """What a worker returns for one request: predictions, never a claimed accuracy."""
 
     worker: Token
@@ -121,7 +121,7 @@ class ExperimentResult(Envelope, tag="experiment_result", kw_only=True):
             raise ValueError("a failed experiment_result must carry an error")
 
 
-class ScoreEvent(Envelope, tag="score", kw_only=True):
+class ScoreEvent(Envelope, tag="score", kw_only=True, frozen=True):
     """The scorer's verdict on one result (``lineage.result_id``), on the split agents may see."""
 
     task: Token
@@ -141,7 +141,7 @@ class ScoreEvent(Envelope, tag="score", kw_only=True):
     budget_left: int | None = None
 
 
-class ForumPost(Envelope, tag="forum_post", kw_only=True):
+class ForumPost(Envelope, tag="forum_post", kw_only=True, frozen=True):
     """A post in the shared forum; a reply names its parent in ``reply_to`` and shares its thread."""
 
     title: ShortText = ""
@@ -157,7 +157,7 @@ class ForumPost(Envelope, tag="forum_post", kw_only=True):
         return self.thread_id or self.id
 
 
-class Presence(Envelope, tag="presence", kw_only=True):
+class Presence(Envelope, tag="presence", kw_only=True, frozen=True):
     """A process saying it is alive and what it can do; kept in the presence bucket under ``name``."""
 
     role: Token
@@ -170,7 +170,7 @@ class Presence(Envelope, tag="presence", kw_only=True):
     info: dict[Name, ShortText] = msgspec.field(default_factory=dict)
 
 
-class BudgetEvent(Envelope, tag="budget", kw_only=True):
+class BudgetEvent(Envelope, tag="budget", kw_only=True, frozen=True):
     """A budget crossed a threshold; ``level`` tells every agent what to do."""
 
     scope: Literal["agent", "swarm"]
@@ -181,7 +181,7 @@ class BudgetEvent(Envelope, tag="budget", kw_only=True):
     level: Literal["info", "warn", "throttle", "stop"]
 
 
-class Flag(Envelope, tag="flag", kw_only=True):
+class Flag(Envelope, tag="flag", kw_only=True, frozen=True):
     """An integrity alert: something looks like score gaming or a forged message."""
 
     detector: Token
@@ -191,7 +191,7 @@ class Flag(Envelope, tag="flag", kw_only=True):
     evidence: dict[Name, Any] = msgspec.field(default_factory=dict)
 
 
-class DeadLetter(Envelope, tag="dead_letter", kw_only=True):
+class DeadLetter(Envelope, tag="dead_letter", kw_only=True, frozen=True):
     """A message a consumer could not decode or handle, kept with its reason and its original bytes."""
 
     reason: Text
@@ -203,7 +203,7 @@ class DeadLetter(Envelope, tag="dead_letter", kw_only=True):
     deliveries: int | None = None
 
 
-class RpcError(Envelope, tag="rpc_error", kw_only=True):
+class RpcError(Envelope, tag="rpc_error", kw_only=True, frozen=True):
     """The reply a request/reply endpoint sends when it cannot answer."""
 
     reason: Text

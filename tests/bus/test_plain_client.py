@@ -1,0 +1,82 @@
+"""Any NATS client can read the bus: a plain nats-py script, importing nothing of aar, reads every kind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bus import Bus, Kind, subjects
+from bus import streams as st
+from schemas import Message, Presence, RpcError, kind_of
+from tests.schemas.test_codec import one_of_each
+
+PLAIN_READER = textwrap.dedent("""
+    import asyncio, json, sys
+    import nats
+
+    async def main(url, swarm):
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        kinds = set()
+        # Every stored kind: one ephemeral consumer over the swarm's streams, read to the end.
+        streams = [s for s in await js.streams_info() if s.config.name.startswith(f"AAR_{swarm}_")]
+        for info in streams:
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                msg = await js.get_msg(info.config.name, seq)
+                kinds.add(json.loads(msg.data)["kind"])
+        kv = await js.key_value(f"aar_{swarm}_presence")
+        for key in await kv.keys():
+            kinds.add(json.loads((await kv.get(key)).value)["kind"])
+        reply = await nc.request(f"aar.{swarm}.rpc.leaderboard", b"{}", timeout=5)
+        kinds.add(json.loads(reply.data)["kind"])
+        await nc.close()
+        print(json.dumps(sorted(kinds)))
+
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
+""")
+
+
+async def test_a_plain_nats_client_reads_every_kind_as_json(
+    nats_url: str, bus: Bus, swarm: str, tmp_path: Path
+) -> None:
+    async def unavailable(msg: Message) -> Message:
+        raise LookupError("no leaderboard yet")
+
+    # Replies (rpc_error) travel on request/reply, presence in its bucket, the rest in streams.
+    await bus.serve(subjects.rpc(swarm, "leaderboard"), unavailable, swarm=swarm, name="board")
+    expected = set()
+    for msg in one_of_each(swarm):
+        expected.add(kind_of(type(msg)))
+        if isinstance(msg, Presence):
+            await (await bus.kv(st.presence_bucket(swarm))).put(msg.name, msg)
+        elif not isinstance(msg, RpcError):
+            await bus.publish(msg)
+    script = tmp_path / "plain_reader.py"
+    script.write_text(PLAIN_READER)
+    # -I: isolated mode, so nothing of aar (the cwd, PYTHONPATH) is importable in the reader.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-I",
+        str(script),
+        nats_url,
+        swarm,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert set(json.loads(out)) == expected
+
+
+async def test_kinds_without_a_stream_are_refused_at_once(bus: Bus, swarm: str) -> None:
+    from bus import PublishError
+
+    assert Kind.EVENTS not in st.STREAMS
+    with pytest.raises(PublishError, match="not stored in a stream"):
+        await bus.publish(RpcError(swarm=swarm, sender="a", reason="x"))

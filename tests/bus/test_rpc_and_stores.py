@@ -1,0 +1,84 @@
+"""Request/reply, typed key-value buckets and the content-addressed artifact store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bus import Bus, BusError, RemoteError, streams
+from bus import subjects as s
+from schemas import ArtifactRef, Hypothesis, Message, Presence, RpcError
+
+
+async def test_request_reply_round_trip(bus: Bus, swarm: str) -> None:
+    async def echo(msg: Message) -> Message:
+        assert isinstance(msg, Hypothesis)
+        return Hypothesis(swarm=swarm, sender="echo", title=msg.title.upper())
+
+    await bus.serve(s.rpc(swarm, "echo"), echo, swarm=swarm, name="echo")
+    reply = await bus.request(s.rpc(swarm, "echo"), Hypothesis(swarm=swarm, sender="a", title="hi"))
+    assert isinstance(reply, Hypothesis) and reply.title == "HI"
+
+
+async def test_a_failing_endpoint_answers_with_an_error(bus: Bus, swarm: str) -> None:
+    async def broken(msg: Message) -> Message:
+        raise ValueError("no budget left")
+
+    await bus.serve(s.rpc(swarm, "budget"), broken, swarm=swarm, name="budget")
+    with pytest.raises(RemoteError, match="ValueError: no budget left") as info:
+        await bus.request(s.rpc(swarm, "budget"), Hypothesis(swarm=swarm, sender="a", title="?"))
+    assert isinstance(info.value.reply, RpcError)
+    # The endpoint survives its own failure.
+    with pytest.raises(RemoteError):
+        await bus.request(s.rpc(swarm, "budget"), Hypothesis(swarm=swarm, sender="a", title="?"))
+
+
+async def test_malformed_requests_get_an_error_reply(bus: Bus, swarm: str) -> None:
+    async def never(msg: Message) -> Message:
+        raise AssertionError("not reached")
+
+    await bus.serve(s.rpc(swarm, "strict"), never, swarm=swarm, name="strict")
+    reply = await bus.nc.request(s.rpc(swarm, "strict"), b"{oops", timeout=5)
+    assert b'"kind":"rpc_error"' in reply.data and b"SchemaError" in reply.data
+
+
+async def test_nobody_serving_is_a_clear_error(bus: Bus, swarm: str) -> None:
+    with pytest.raises(BusError, match="nobody serves"):
+        await bus.request(s.rpc(swarm, "ghost"), Hypothesis(swarm=swarm, sender="a", title="?"), timeout_s=1)
+
+
+async def test_presence_bucket_stores_watches_and_lists(bus: Bus, swarm: str) -> None:
+    kv = await bus.kv(streams.presence_bucket(swarm))
+    seen: list[tuple[str, Message | None]] = []
+
+    async def watch() -> None:
+        async for key, value in kv.watch():
+            seen.append((key, value))
+            if len(seen) == 3:
+                return
+
+    watching = asyncio.create_task(watch())
+    me = Presence(swarm=swarm, sender="w1", role="worker", name="w1", host="h", pid=1, capabilities=["cpu"])
+    await kv.put("w1", me)
+    await kv.put("a1", Presence(swarm=swarm, sender="a1", role="agent", name="a1", host="h", pid=2))
+    await kv.delete("a1")
+    await asyncio.wait_for(watching, 10)
+    assert [k for k, _ in seen] == ["w1", "a1", "a1"] and seen[2][1] is None
+    assert await kv.get("w1") == me
+    assert await kv.get("a1") is None
+    assert list((await kv.items()).keys()) == ["w1"]
+
+
+async def test_artifacts_are_content_addressed_and_checked(bus: Bus, swarm: str) -> None:
+    store = await bus.artifacts(swarm)
+    blob = bytes(range(256)) * 20_000  # 5 MB, several chunks
+    ref = await store.put(blob, content_type="application/x-npy")
+    assert ref.size == len(blob) and ref.name == ref.sha256
+    assert await store.put(blob) == ArtifactRef(name=ref.name, sha256=ref.sha256, size=ref.size)
+    assert await store.get(ref) == blob
+    forged = ArtifactRef(name=ref.name, sha256="0" * 64, size=ref.size)
+    with pytest.raises(BusError, match="does not match"):
+        await store.get(forged)
+    with pytest.raises(BusError, match="not found"):
+        await store.get(ArtifactRef(name="f" * 64, sha256="f" * 64, size=1))
