@@ -20,7 +20,7 @@ from bus import subjects
 from bus.config import BusConfig
 from bus.errors import BusError, PublishError
 from bus.streams import STREAMS
-from schemas import DeadLetter, Envelope, Message, RpcError, SchemaError, decode, encode
+from schemas import DeadLetter, Envelope, Message, RpcError, SchemaError, decode, decode_as, encode
 
 if TYPE_CHECKING:
     from bus.consume import Consumer, Handler, M, StartAt, WorkQueue
@@ -278,6 +278,35 @@ class Bus:
         if isinstance(answer, RpcError):
             raise RemoteError(answer)
         return answer
+
+    async def subscribe_core(
+        self,
+        subject: str,
+        handler: Callable[[M], Awaitable[None]],
+        *,
+        expect: type[M],
+        swarm: str,
+        name: str,
+        queue: str | None = None,
+    ) -> Subscription:
+        """Live, at-most-once delivery of what is published on ``subject`` (nothing is replayed).
+
+        A payload that does not decode, or a handler that raises, is dead-lettered; the
+        subscription goes on.
+        """
+
+        async def on_msg(raw: Msg) -> None:
+            try:
+                await handler(decode_as(raw.data, expect))
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                try:
+                    await self.dead_letter(swarm=swarm, consumer=name, raw=raw, error=e)
+                except BusError:
+                    log.exception("dead-letter publish failed", extra={"consumer": name})
+
+        return await self.nc.subscribe(subject, queue=queue or "", cb=on_msg)
 
     async def serve(
         self,

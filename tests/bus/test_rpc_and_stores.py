@@ -50,17 +50,21 @@ async def test_nobody_serving_is_a_clear_error(bus: Bus, swarm: str) -> None:
 
 async def test_presence_bucket_stores_watches_and_lists(bus: Bus, swarm: str) -> None:
     kv = await bus.kv(streams.presence_bucket(swarm))
+    me = Presence(swarm=swarm, sender="w1", role="worker", name="w1", host="h", pid=1, capabilities=["cpu"])
+    await kv.put("w1", me)
     seen: list[tuple[str, Message | None]] = []
+    changed = asyncio.Event()
 
     async def watch() -> None:
         async for key, value in kv.watch():
             seen.append((key, value))
+            changed.set()
             if len(seen) == 3:
                 return
 
     watching = asyncio.create_task(watch())
-    me = Presence(swarm=swarm, sender="w1", role="worker", name="w1", host="h", pid=1, capabilities=["cpu"])
-    await kv.put("w1", me)
+    await asyncio.wait_for(changed.wait(), 10)  # the current value arrives first
+    assert seen == [("w1", me)]
     await kv.put("a1", Presence(swarm=swarm, sender="a1", role="agent", name="a1", host="h", pid=2))
     await kv.delete("a1")
     await asyncio.wait_for(watching, 10)
@@ -82,3 +86,28 @@ async def test_artifacts_are_content_addressed_and_checked(bus: Bus, swarm: str)
         await store.get(forged)
     with pytest.raises(BusError, match="not found"):
         await store.get(ArtifactRef(name="f" * 64, sha256="f" * 64, size=1))
+
+
+async def test_core_subscription_is_typed_and_dead_letters_bad_input(bus: Bus, swarm: str) -> None:
+    from bus import Kind, StartAt
+    from schemas import DeadLetter, ExperimentProgress
+    from tests.helpers import Collector
+
+    live: list[ExperimentProgress] = []
+    arrived = asyncio.Event()
+
+    async def on_progress(msg: ExperimentProgress) -> None:
+        live.append(msg)
+        arrived.set()
+
+    letters: Collector[DeadLetter] = Collector()
+    await bus.subscribe(swarm, Kind.DLQ, letters, expect=DeadLetter, start=StartAt.all())
+    subject = s.kind_filter(swarm, Kind.PROGRESS)
+    await bus.subscribe_core(subject, on_progress, expect=ExperimentProgress, swarm=swarm, name="live-view")
+    await bus.nc.publish(s.subject(swarm, Kind.PROGRESS, "w1"), b"\x00garbage")
+    progress = ExperimentProgress(swarm=swarm, sender="w1", worker="w1", step=3)
+    await bus.publish_core(progress)
+    await asyncio.wait_for(arrived.wait(), 5)
+    assert live == [progress]
+    dead = await letters.wait_for(1)
+    assert dead[0].original == b"\x00garbage" and dead[0].consumer == "live-view"
