@@ -210,6 +210,8 @@ class Bus:
                     headers={MSG_ID_HEADER: msg_id},
                 )
             except _TRANSIENT_PUBLISH_ERRORS as e:
+                if self._nc is None or self._nc.is_closed:
+                    raise PublishError(f"publish to {subject} failed: the bus is closed") from e
                 if loop.time() + delay >= deadline:
                     raise PublishError(
                         f"publish to {subject} not acknowledged after {self.config.publish_timeout_s:.0f}s: "
