@@ -20,6 +20,8 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
         creds_file: a NATS user credentials file (``.creds``: JWT and seed).
         user, password: plain user authentication, for servers configured that way.
         tls_ca_file, tls_cert_file, tls_key_file: TLS trust anchor and client certificate.
+        max_reconnect_attempts: reconnects after a drop before giving up (-1: forever).
+        connect_attempts: tries at the very first connect (-1: forever).
         publish_timeout_s: how long a durable publish keeps retrying (same message id, so the
             server stores it once) before giving up; covers a server restart.
     """
@@ -37,7 +39,9 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     connect_timeout_s: float = 5.0
     reconnect_wait_s: float = 0.25
     max_reconnect_attempts: int = -1
-    retry_on_failed_connect: bool = True
+    # Tries at the first connect before giving up (-1: keep trying, for a service started before
+    # its server); once connected, ``max_reconnect_attempts`` governs.
+    connect_attempts: int = 3
     publish_timeout_s: float = 30.0
     # Bytes nats-py buffers while reconnecting; what a server restart can hold in flight.
     pending_size: int = 64 * 1024 * 1024

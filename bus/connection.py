@@ -104,7 +104,8 @@ class Bus:
                 tls=cfg.ssl_context(),
                 connect_timeout=cfg.connect_timeout_s,
                 reconnect_time_wait=cfg.reconnect_wait_s,
-                max_reconnect_attempts=cfg.max_reconnect_attempts,
+                # nats-py uses one option for both; the first connect gets its own count below.
+                max_reconnect_attempts=cfg.connect_attempts,
                 allow_reconnect=True,
                 pending_size=cfg.pending_size,
                 error_cb=self._on_error,
@@ -113,6 +114,8 @@ class Bus:
             )
         except (OSError, TimeoutError, nats.errors.Error) as e:
             raise BusError(f"cannot connect to NATS at {', '.join(cfg.servers)}: {e}") from e
+        # nats-py reads this option afresh at every reconnect, so this governs drops from now on.
+        self._nc.options["max_reconnect_attempts"] = cfg.max_reconnect_attempts
         self._js = self._nc.jetstream(timeout=_ATTEMPT_TIMEOUT_S)
         log.info(
             "bus connected", extra={"url": self._nc.connected_url.geturl() if self._nc.connected_url else "?"}
@@ -135,7 +138,13 @@ class Bus:
             await asyncio.wait_for(nc.drain(), grace_s)
         except (TimeoutError, nats.errors.Error) as e:
             log.warning("drain did not finish; closing", extra={"error": repr(e)})
-            await nc.close()
+            try:
+                await nc.close()
+            except RuntimeError as close_error:
+                # nats-py on uvloop, closed mid-reconnect: it flushes into a dead transport.
+                log.debug("connection closed uncleanly", extra={"error": repr(close_error)})
+        except RuntimeError as e:
+            log.debug("connection closed uncleanly", extra={"error": repr(e)})
         log.info("bus closed")
 
     @property
@@ -184,14 +193,20 @@ class Bus:
             except _TRANSIENT_PUBLISH_ERRORS:
                 fut = None
             futures.append(fut)
+        # One wait for all acks: a wait_for per future costs more than the publish itself.
+        live = [f for f in futures if f is not None]
+        if live:
+            _, late = await asyncio.wait(live, timeout=self.config.publish_timeout_s)
+            for f in late:
+                f.cancel()  # frees nats-py's pending slot; retried below under the same id
         acks: list[api.PubAck] = []
         for msg, fut in zip(msgs, futures, strict=True):
             ack: api.PubAck | None = None
-            if fut is not None:
-                try:
-                    ack = await asyncio.wait_for(fut, self.config.publish_timeout_s)
-                except _FAILED_PIPELINED_PUBLISH:
-                    ack = None
+            if fut is not None and not fut.cancelled():
+                if (exc := fut.exception()) is None:
+                    ack = fut.result()
+                elif not isinstance(exc, _FAILED_PIPELINED_PUBLISH):
+                    raise exc
             acks.append(ack or await self.publish(msg))
         return acks
 

@@ -127,6 +127,14 @@ class _Dispatcher:
         try:
             msg = decode_as(raw.data, self._expect)
         except SchemaError as e:
+            if not self._acks:
+                # A watcher replays history: dead-lettering here would file a new letter on every
+                # replay. The durable consumers of record dead-letter it once.
+                log.warning(
+                    "skipped undecodable message",
+                    extra={"consumer": self.name, "subject": raw.subject, "reason": e.reason},
+                )
+                return
             await self._give_up(raw, e, deliveries=None)
             return
         delivery = Delivery(raw)

@@ -22,7 +22,9 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 # (model ids such as "HuggingFaceTB/SmolLM2-135M").
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+# Ids are checked for length only: decoding is a hot path, and where an id becomes a subject token
+# (a forum thread) the subject builder validates it.
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Text = Annotated[str, msgspec.Meta(max_length=64 * 1024)]
 ShortText = Annotated[str, msgspec.Meta(max_length=1024)]
 Tags = Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]], msgspec.Meta(max_length=32)]

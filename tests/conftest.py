@@ -46,7 +46,7 @@ def bus_config(url: str, **overrides: object) -> BusConfig:
         "servers": [url],
         "name": "aar-test",
         "publish_timeout_s": 10.0,
-        "retry_on_failed_connect": False,
+        "connect_attempts": 1,
     }
     fields.update(overrides)
     return BusConfig(**fields)  # type: ignore[arg-type]

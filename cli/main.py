@@ -1,0 +1,171 @@
+"""The ``aar`` command: parse argv, set up logging, run one command on uvloop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from cli.errors import CliError
+from cli.logs import setup_logging
+from cli.options import add_connection_flags, add_logging_flags, add_swarm_flag, parse_duration
+from cli.server_cmd import add_server_flags, run_server
+from cli.status import run_status
+from cli.tail import CHOICES, STORED_KINDS, run_tail
+from cli.up import run_up
+
+log = logging.getLogger("aar.cli")
+
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+_EXIT_INTERRUPTED = 130  # the shell's convention for "stopped by SIGINT"
+
+
+def _server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "server",
+        help="run the embedded nats-server (JetStream) until Ctrl-C",
+        description="Run nats-server with an aar config and create the swarm's streams. "
+        "Prints the nats:// URL once clients can connect.",
+    )
+    add_server_flags(p)
+    add_swarm_flag(p)
+    add_logging_flags(p)
+    p.set_defaults(command="server", default_log_level="info")
+
+
+def _up_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "up",
+        help="bring a swarm up: embedded server (unless --nats) and its services",
+        description="Start the swarm's services in order (the embedded nats-server unless "
+        "--nats or AAR_NATS_URL names one, then the bus) and stop them in reverse "
+        "order on Ctrl-C or SIGTERM.",
+    )
+    add_connection_flags(p)
+    add_swarm_flag(p)
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new, empty swarm named <swarm>-<YYYYmmdd-HHMMSS> instead of resuming <swarm>",
+    )
+    p.add_argument(
+        "--demo-seconds",
+        type=parse_duration,
+        default=None,
+        metavar="N",
+        help="stop cleanly after N seconds (for demos, tests and CI)",
+    )
+    add_server_flags(p)
+    add_logging_flags(p)
+    p.set_defaults(command="up", default_log_level="info")
+
+
+def _tail_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "tail",
+        help="follow a swarm's messages live",
+        description="Follow a swarm's messages. KIND is any of: "
+        + ", ".join(CHOICES)
+        + f" (default: {', '.join(k.value for k in STORED_KINDS)}; "
+        "'presence' follows the presence bucket and must be asked for). "
+        "Watching never consumes anything, not even queued requests.",
+    )
+    p.add_argument(
+        "kinds",
+        nargs="*",
+        type=_tail_kind,
+        metavar="KIND",
+        default=[],
+        help="what to follow (default: every stored kind)",
+    )
+    add_swarm_flag(p)
+    replay = p.add_mutually_exclusive_group()
+    replay.add_argument(
+        "--since",
+        type=parse_duration,
+        metavar="DURATION",
+        help="first replay what was stored in the last DURATION (30s, 10m, 2h, 1d)",
+    )
+    replay.add_argument("--all", action="store_true", help="first replay everything stored")
+    p.add_argument("--json", action="store_true", help="print each message as one line of wire JSON")
+    p.add_argument("--count", type=int, metavar="N", help="exit after N messages")
+    p.add_argument(
+        "--timeout",
+        type=parse_duration,
+        metavar="S",
+        help="exit after S seconds (status 1 if --count messages had not arrived)",
+    )
+    add_connection_flags(p)
+    add_logging_flags(p)
+    p.set_defaults(command="tail", default_log_level="warning")
+
+
+def _tail_kind(value: str) -> str:
+    if value not in CHOICES:
+        raise argparse.ArgumentTypeError(f"unknown kind {value!r} (choose from {', '.join(CHOICES)})")
+    return value
+
+
+def _status_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "status",
+        help="streams, consumers and live agents/workers of a swarm",
+        description="Show message counts per stream, pending work per consumer and who is "
+        "present. Exits 2 when the server cannot be reached within a few seconds.",
+    )
+    add_swarm_flag(p)
+    p.add_argument("--all-swarms", action="store_true", help="every swarm on the server")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    add_connection_flags(p)
+    add_logging_flags(p)
+    p.set_defaults(command="status", default_log_level="warning")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``aar`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="aar",
+        description="Automated Alignment Researcher swarm over NATS JetStream.",
+        epilog="Environment: AAR_NATS_URL, AAR_NATS_CREDS, AAR_SWARM, AAR_DATA_DIR.",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for add in (_server_parser, _up_parser, _tail_parser, _status_parser):
+        add(sub)
+    return parser
+
+
+COMMANDS: dict[str, Command] = {"server": run_server, "up": run_up, "tail": run_tail, "status": run_status}
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # uvloop does not build on Windows
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``aar`` with ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level or args.default_log_level, json_lines=args.log_json)
+    try:
+        return _run(COMMANDS[args.command](args))
+    except CliError as e:
+        print(f"aar: error: {e}", file=sys.stderr, flush=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return _EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `aar tail | head`: the reader left. Point stdout at /dev/null so the interpreter's final
+        # flush does not raise again, and exit quietly as other Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""``aar up``: bring a whole swarm up on one machine, as an ordered list of services.
+
+Services start in order and stop in reverse order (an AsyncExitStack), so the bus outlives
+everything that uses it and the embedded server outlives the bus. Today the list is the embedded
+nats-server and the swarm's bus; the scorer, workers, agents and dashboard join it as further
+services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+from bus import Bus, BusConfig, ensure_swarm
+from cli.options import ONE_SHOT_CONNECT_TIMEOUT_S, bus_config, open_bus, redact, servers_from
+from cli.server_cmd import embedded_server, server_config
+from cli.signals import stop_on_signals, wait_for_stop
+
+log = logging.getLogger("aar.cli")
+
+
+@dataclass(slots=True)
+class UpContext:
+    """What the services started so far have made available to the next ones."""
+
+    args: argparse.Namespace
+    swarm: str
+    urls: list[str] = field(default_factory=list)
+    embedded: bool = False
+    bus: Bus | None = None
+    notes: list[str] = field(default_factory=list)  # extra lines for the banner
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One thing ``aar up`` runs: ``start(ctx)`` is entered in order and exited in reverse."""
+
+    name: str
+    start: Callable[[UpContext], AbstractAsyncContextManager[None]]
+
+
+@contextlib.asynccontextmanager
+async def _nats(ctx: UpContext) -> AsyncIterator[None]:
+    config = server_config(ctx.args)
+    async with embedded_server(config):
+        ctx.urls, ctx.embedded = [config.client_url], True
+        ctx.notes.append(f"embedded nats-server: monitor {config.monitor_url}, data {config.data_dir}")
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _bus(ctx: UpContext) -> AsyncIterator[None]:
+    if ctx.embedded:
+        # Our own server has no auth or TLS: the connection flags describe someone else's server.
+        config = BusConfig(
+            servers=ctx.urls,
+            name="aar-up",
+            connect_timeout_s=ONE_SHOT_CONNECT_TIMEOUT_S,
+            connect_attempts=1,
+        )
+    else:
+        config = bus_config(ctx.args, name="aar-up", one_shot=True)
+        ctx.urls = list(config.servers)
+    async with open_bus(config) as bus:
+        await ensure_swarm(bus, ctx.swarm)
+        ctx.bus = bus
+        try:
+            yield
+        finally:
+            ctx.bus = None
+
+
+def uses_embedded_server(args: argparse.Namespace) -> bool:
+    """True when neither ``--nats`` nor AAR_NATS_URL names a server to attach to."""
+    return servers_from(args.nats) is None and not os.environ.get("AAR_NATS_URL")
+
+
+def plan(args: argparse.Namespace) -> list[Service]:
+    """The services to run, in start order."""
+    services = [Service("nats", _nats)] if uses_embedded_server(args) else []
+    services.append(Service("bus", _bus))
+    return services
+
+
+def fresh_swarm(swarm: str, now: float | None = None) -> str:
+    """``<swarm>-YYYYmmdd-HHMMSS``: a new, empty swarm on the same server."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    return f"{swarm[: 64 - len(stamp) - 1]}-{stamp}"
+
+
+def banner(ctx: UpContext) -> str:
+    """How to attach to the running swarm."""
+    url = ",".join(redact(u) for u in ctx.urls)
+    lines = [
+        f"aar: NATS ready at {url}",
+        *(f"aar: {n}" for n in ctx.notes),
+        f"aar: swarm {ctx.swarm!r} is up. Attach from another terminal with:",
+        f"  aar tail --nats {url} --swarm {ctx.swarm}",
+        f"  aar status --nats {url} --swarm {ctx.swarm}",
+        "aar: Ctrl-C to stop",
+    ]
+    return "\n".join(lines)
+
+
+async def run_up(args: argparse.Namespace) -> int:
+    """Start every service in order, print how to attach, wait, stop them in reverse order."""
+    ctx = UpContext(args=args, swarm=fresh_swarm(args.swarm) if args.fresh else args.swarm)
+    async with contextlib.AsyncExitStack() as stack:
+        for service in plan(args):
+            log.info("starting", extra={"service": service.name})
+            await stack.enter_async_context(service.start(ctx))
+        print(banner(ctx), flush=True)
+        # Signal handlers cover only the wait: a second Ctrl-C during shutdown interrupts it.
+        with stop_on_signals() as stop:
+            await wait_for_stop(stop, timeout_s=args.demo_seconds)
+        print("aar: stopping", flush=True)
+    return 0
