@@ -20,7 +20,7 @@ from nats.js import JetStreamContext, api
 
 from bus import Bus, Delivery, Kind, StartAt, streams, subjects
 from bus.connection import MSG_ID_HEADER
-from schemas import ExperimentRequest, Hypothesis, Message, Presence, decode, encode
+from schemas import ExperimentRequest, Hypothesis, Message, Presence, encode
 
 # Equal lengths: the swarm name is inside every payload, so raw and aar payloads have equal sizes.
 RAW, AAR, SYN = "b-raw", "b-aar", "b-syn"
@@ -200,13 +200,10 @@ class BusBench:
         subject = subjects.subject_for(msgs[0])
         arrivals = Arrivals(n)
 
-        # What a Bus user writes for typed live traffic today; a Bus.subscribe_core would do this.
-        async def on_msg(raw: Msg) -> None:
-            msg = decode(raw.data)
-            if isinstance(msg, Presence):
-                arrivals.hit()
+        async def on_msg(msg: Presence) -> None:
+            arrivals.hit()
 
-        sub = await self.bus_sub.nc.subscribe(subject, cb=on_msg)
+        sub = await self.bus_sub.subscribe_core(subject, on_msg, expect=Presence, swarm=AAR, name="bench")
         await self.bus_sub.nc.flush()
         settle()
         t0 = time.perf_counter()

@@ -46,3 +46,12 @@ def test_forum_posts_route_by_thread() -> None:
     root = ForumPost(swarm="lab", sender="a", body="root")
     reply = ForumPost(swarm="lab", sender="b", body="re", reply_to=root.id, thread_id=root.thread)
     assert s.subject_for(root) == s.subject_for(reply) == f"aar.lab.forum.{root.id}"
+
+
+def test_a_decoded_name_that_cannot_route_is_refused_where_it_would_route() -> None:
+    # Decoding checks lengths only (the hot path); the subject builder checks the characters.
+    from schemas import decode
+
+    msg = decode(b'{"kind": "hypothesis", "swarm": "lab", "sender": "a.b", "title": "t"}')
+    with pytest.raises(InvalidSubjectError, match=r"'a\.b'"):
+        s.subject_for(msg)

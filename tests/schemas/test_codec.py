@@ -148,7 +148,8 @@ def test_ids_are_unique_and_sort_by_time() -> None:
         (b'{"swarm": "s", "sender": "a", "title": "t"}', "missing required field `kind`"),
         (b'{"kind": "nonsense", "swarm": "s", "sender": "a"}', "Invalid value 'nonsense'"),
         (b'{"kind": "hypothesis", "swarm": "s", "sender": 7, "title": "t"}', "Expected `str`, got `int`"),
-        (b'{"kind": "hypothesis", "swarm": "a.b", "sender": "x", "title": "t"}', "$.swarm"),
+        (b'{"kind": "hypothesis", "swarm": "' + b"s" * 65 + b'", "sender": "x", "title": "t"}', "$.swarm"),
+        (b'{"kind": "hypothesis", "swarm": "s", "sender": "", "title": "t"}', "$.sender"),
         (
             b'{"kind": "experiment_request", "swarm": "s", "sender": "a", "task": "rt", "method": "m",'
             b' "seed": -1}',
