@@ -132,6 +132,21 @@ def artifacts_bucket(swarm: str) -> str:
     return f"aar_{token(swarm)}_artifacts"
 
 
+def tasks_bucket(swarm: str) -> str:
+    """Prepared tasks (TaskInfo by name): what workers may run."""
+    return f"aar_{token(swarm)}_tasks"
+
+
+def baselines_bucket(swarm: str) -> str:
+    """Baselines by task; for the scorer and the operator only."""
+    return f"aar_{token(swarm)}_baselines"
+
+
+def labels_bucket(swarm: str) -> str:
+    """The label store (an object store, TaskLabels by task): for the scorer and the operator only."""
+    return f"aar_{token(swarm)}_labels"
+
+
 @dataclass(frozen=True, slots=True)
 class KeyValueSpec:
     bucket: str
@@ -151,9 +166,16 @@ def key_values(swarm: str) -> tuple[KeyValueSpec, ...]:
     return (
         KeyValueSpec(presence_bucket(swarm), f"aar {swarm}: who is alive", ttl_s=PRESENCE_TTL_S),
         KeyValueSpec(leaderboard_bucket(swarm), f"aar {swarm}: leaderboard per task", history=16),
+        KeyValueSpec(tasks_bucket(swarm), f"aar {swarm}: prepared tasks", history=4),
+        KeyValueSpec(
+            baselines_bucket(swarm), f"aar {swarm}: baselines (scorer and operator only)", history=4
+        ),
     )
 
 
 def object_stores(swarm: str) -> tuple[ObjectStoreSpec, ...]:
     """The swarm's object store for large artifacts (predictions, task views, code), named by hash."""
-    return (ObjectStoreSpec(artifacts_bucket(swarm), f"aar {swarm}: artifacts by sha256"),)
+    return (
+        ObjectStoreSpec(artifacts_bucket(swarm), f"aar {swarm}: artifacts by sha256"),
+        ObjectStoreSpec(labels_bucket(swarm), f"aar {swarm}: gold labels (scorer and operator only)"),
+    )

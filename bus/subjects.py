@@ -16,6 +16,7 @@ from typing import Any
 from bus.errors import InvalidSubjectError
 from schemas import (
     MESSAGE_TYPES,
+    Baseline,
     BudgetEvent,
     DeadLetter,
     Envelope,
@@ -29,6 +30,7 @@ from schemas import (
     Presence,
     RpcError,
     ScoreEvent,
+    TaskInfo,
 )
 
 ROOT = "aar"
@@ -103,6 +105,8 @@ _ROUTES: dict[type[Envelope], tuple[Kind, Callable[[Any], str]]] = {
     DeadLetter: (Kind.DLQ, attrgetter("consumer")),
     Presence: (Kind.EVENTS, attrgetter("name")),
     RpcError: (Kind.EVENTS, attrgetter("sender")),
+    TaskInfo: (Kind.EVENTS, attrgetter("task")),
+    Baseline: (Kind.EVENTS, attrgetter("task")),
 }
 if set(_ROUTES) != set(MESSAGE_TYPES):
     raise AssertionError(f"no route for {set(MESSAGE_TYPES) ^ set(_ROUTES)}")

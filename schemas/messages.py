@@ -213,6 +213,43 @@ class RpcError(Envelope, tag="rpc_error", kw_only=True, frozen=True):
     error_type: Name = "AarError"
 
 
+class TaskInfo(Envelope, tag="task_info", kw_only=True, frozen=True):
+    """A prepared task as workers see it, kept in the tasks bucket under its name.
+
+    The view holds texts of every split and the weak supervisor's gold training labels, and no other
+    label; ``view_digest`` names exactly that data (results carry it as their data hash).
+    """
+
+    task: Token
+    task_kind: ShortText
+    label_names: Annotated[list[ShortText], msgspec.Meta(min_length=2, max_length=1000)]
+    view: ArtifactRef
+    view_digest: ShortText
+    sizes: dict[Name, Annotated[int, msgspec.Meta(ge=0)]] = msgspec.field(default_factory=dict)
+    weak_model: Name = "tfidf"
+    strong_model: Name = "minilm"
+    description: Text = ""
+
+
+class Baseline(Envelope, tag="baseline", kw_only=True, frozen=True):
+    """What a task's weak supervisor and strong ceiling reach, the fixed points of PGR.
+
+    Computed by ``aar baselines`` with the operator's rights (the ceiling needs pool labels) and kept
+    in the baselines bucket, which only the scorer and the operator read.
+    """
+
+    task: Token
+    weak_model: Name
+    strong_model: Name
+    view_digest: ShortText
+    seeds: Annotated[list[Annotated[int, msgspec.Meta(ge=0)]], msgspec.Meta(min_length=1)]
+    weak_acc: dict[Name, float]
+    ceiling_acc: dict[Name, float]
+    naive_acc: dict[Name, float] = msgspec.field(default_factory=dict)
+    naive_pgr: dict[Name, float] = msgspec.field(default_factory=dict)
+    spread: dict[Name, float] = msgspec.field(default_factory=dict)
+
+
 Message = (
     Hypothesis
     | ExperimentRequest
@@ -225,6 +262,8 @@ Message = (
     | Flag
     | DeadLetter
     | RpcError
+    | TaskInfo
+    | Baseline
 )
 
 MESSAGE_TYPES: tuple[type[Envelope], ...] = (
@@ -239,6 +278,8 @@ MESSAGE_TYPES: tuple[type[Envelope], ...] = (
     Flag,
     DeadLetter,
     RpcError,
+    TaskInfo,
+    Baseline,
 )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from bus import Bus, Kind, subjects
 from bus import streams as st
-from schemas import Message, Presence, RpcError, kind_of
+from schemas import Baseline, Message, Presence, RpcError, TaskInfo, kind_of
 from tests.schemas.test_codec import one_of_each
 
 PLAIN_READER = textwrap.dedent("""
@@ -29,9 +29,10 @@ PLAIN_READER = textwrap.dedent("""
             for seq in range(info.state.first_seq, info.state.last_seq + 1):
                 msg = await js.get_msg(info.config.name, seq)
                 kinds.add(json.loads(msg.data)["kind"])
-        kv = await js.key_value(f"aar_{swarm}_presence")
-        for key in await kv.keys():
-            kinds.add(json.loads((await kv.get(key)).value)["kind"])
+        for bucket in ("presence", "tasks", "baselines"):
+            kv = await js.key_value(f"aar_{swarm}_{bucket}")
+            for key in await kv.keys():
+                kinds.add(json.loads((await kv.get(key)).value)["kind"])
         reply = await nc.request(f"aar.{swarm}.rpc.leaderboard", b"{}", timeout=5)
         kinds.add(json.loads(reply.data)["kind"])
         await nc.close()
@@ -47,13 +48,18 @@ async def test_a_plain_nats_client_reads_every_kind_as_json(
     async def unavailable(msg: Message) -> Message:
         raise LookupError("no leaderboard yet")
 
-    # Replies (rpc_error) travel on request/reply, presence in its bucket, the rest in streams.
+    # Replies (rpc_error) travel on request/reply, presence, tasks and baselines in buckets, the rest
+    # in streams.
     await bus.serve(subjects.rpc(swarm, "leaderboard"), unavailable, swarm=swarm, name="board")
     expected = set()
     for msg in one_of_each(swarm):
         expected.add(kind_of(type(msg)))
         if isinstance(msg, Presence):
             await (await bus.kv(st.presence_bucket(swarm))).put(msg.name, msg)
+        elif isinstance(msg, TaskInfo):
+            await (await bus.kv(st.tasks_bucket(swarm))).put(msg.task, msg)
+        elif isinstance(msg, Baseline):
+            await (await bus.kv(st.baselines_bucket(swarm))).put(msg.task, msg)
         elif not isinstance(msg, RpcError):
             await bus.publish(msg)
     script = tmp_path / "plain_reader.py"

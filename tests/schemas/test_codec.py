@@ -12,6 +12,7 @@ from schemas import (
     MAX_MESSAGE_BYTES,
     MESSAGE_TYPES,
     ArtifactRef,
+    Baseline,
     BudgetEvent,
     DeadLetter,
     Envelope,
@@ -27,6 +28,7 @@ from schemas import (
     RpcError,
     SchemaError,
     ScoreEvent,
+    TaskInfo,
     decode,
     decode_as,
     encode,
@@ -106,6 +108,26 @@ def one_of_each(swarm: str = "s1") -> list[Message]:
             original=b"\x00\xffnot json",
         ),
         RpcError(**common, reason="nope"),
+        TaskInfo(
+            **common,
+            task="rt",
+            task_kind="sentiment",
+            label_names=["rotten", "fresh"],
+            view=ref,
+            view_digest=SHA,
+            sizes={"dev": 1000},
+        ),
+        Baseline(
+            **common,
+            task="rt",
+            weak_model="tfidf",
+            strong_model="minilm",
+            view_digest=SHA,
+            seeds=[0, 1, 2],
+            weak_acc={"dev": 0.6},
+            ceiling_acc={"dev": 0.8},
+            naive_pgr={"dev": 0.2},
+        ),
     ]
 
 
