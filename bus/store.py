@@ -124,3 +124,32 @@ class Artifacts:
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             raise BusError(f"artifact {ref.name} does not match its sha256")
         return data
+
+
+class NamedObjects:
+    """An object store addressed by name (the label store): operator writes, scorer reads."""
+
+    def __init__(self, store: ObjectStore, bucket: str) -> None:
+        self._store, self.bucket = store, bucket
+
+    @classmethod
+    async def open(cls, bus: Bus, bucket: str) -> NamedObjects:
+        try:
+            return cls(await bus.js.object_store(bucket), bucket)
+        except nats.js.errors.NotFoundError as e:
+            raise BusError(f"no object store {bucket!r}: run ensure_swarm first") from e
+
+    async def put(self, name: str, data: bytes) -> None:
+        await self._store.put(name, data)
+
+    async def get(self, name: str) -> bytes:
+        """The object's bytes.
+
+        Raises:
+            BusError: no such object (or no right to read it).
+        """
+        try:
+            result = await self._store.get(name)
+        except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError) as e:
+            raise BusError(f"{name!r} not found in {self.bucket}") from e
+        return result.data or b""

@@ -6,6 +6,7 @@ import time
 from typing import assert_never
 
 from schemas import (
+    Baseline,
     BudgetEvent,
     DeadLetter,
     ExperimentProgress,
@@ -18,6 +19,7 @@ from schemas import (
     Presence,
     RpcError,
     ScoreEvent,
+    TaskInfo,
     kind_of,
 )
 
@@ -113,6 +115,14 @@ def summary(msg: Message) -> str:
             )
         case RpcError():
             return f"{msg.error_type}: {short(msg.reason)}"
+        case TaskInfo():
+            sizes = " ".join(f"{k}={v}" for k, v in msg.sizes.items())
+            return f"{msg.task} ({msg.task_kind}) {sizes} {msg.weak_model}->{msg.strong_model}"
+        case Baseline():
+            return (
+                f"{msg.task} weak={_num(msg.weak_acc.get('dev'))} ceiling={_num(msg.ceiling_acc.get('dev'))} "
+                f"naive_pgr={_num(msg.naive_pgr.get('dev'))} seeds={len(msg.seeds)}"
+            )
         case _:
             assert_never(msg)
 

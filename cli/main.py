@@ -16,7 +16,9 @@ from cli.options import add_connection_flags, add_logging_flags, add_swarm_flag,
 from cli.server_cmd import add_server_flags, run_server
 from cli.status import run_status
 from cli.tail import CHOICES, STORED_KINDS, run_tail
+from cli.tasks_cmd import add_tasks_parsers, run_baselines, run_tasks_list, run_tasks_prepare
 from cli.up import run_up
+from cli.worker_cmd import add_worker_parser, run_worker
 
 log = logging.getLogger("aar.cli")
 
@@ -133,12 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Environment: AAR_NATS_URL, AAR_NATS_CREDS, AAR_SWARM, AAR_DATA_DIR.",
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for add in (_server_parser, _up_parser, _tail_parser, _status_parser):
+    for add in (
+        _server_parser,
+        _up_parser,
+        _tail_parser,
+        _status_parser,
+        add_worker_parser,
+        add_tasks_parsers,
+    ):
         add(sub)
     return parser
 
 
-COMMANDS: dict[str, Command] = {"server": run_server, "up": run_up, "tail": run_tail, "status": run_status}
+COMMANDS: dict[str, Command] = {
+    "server": run_server,
+    "up": run_up,
+    "tail": run_tail,
+    "status": run_status,
+    "worker": run_worker,
+    "tasks-prepare": run_tasks_prepare,
+    "tasks-list": run_tasks_list,
+    "baselines": run_baselines,
+}
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from gpu_worker.errors import ChecksumError, DataError
 

@@ -45,14 +45,18 @@ class TaskData:
         if len(self.texts) != n or len(self.labels) != n:
             raise DataError(f"task {self.name}: ids, texts and labels differ in length", retryable=False)
         if (self.kind == "pair") != (self.texts_b is not None):
-            raise DataError(f"task {self.name}: a pair task needs texts_b, a single task must not have it",
-                            retryable=False)
+            raise DataError(
+                f"task {self.name}: a pair task needs texts_b, a single task must not have it",
+                retryable=False,
+            )
         if self.texts_b is not None and len(self.texts_b) != n:
             raise DataError(f"task {self.name}: texts_b differs in length", retryable=False)
         if len(set(self.ids)) != n:
             raise DataError(f"task {self.name}: example ids are not unique", retryable=False)
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.label_names)):
-            raise DataError(f"task {self.name}: labels outside 0..{len(self.label_names) - 1}", retryable=False)
+            raise DataError(
+                f"task {self.name}: labels outside 0..{len(self.label_names) - 1}", retryable=False
+            )
 
     @property
     def n_classes(self) -> int:
@@ -75,18 +79,34 @@ class TaskSpec:
     description: str
     default: bool = True
     tags: tuple[str, ...] = field(default_factory=tuple)
+    weak_model: str = "tfidf"
+    strong_model: str = "minilm"
+    eval_size: int = 2000
 
 
 _TASKS: dict[str, TaskSpec] = {}
 
 
 def register_task(
-    name: str, description: str, *, default: bool = True, tags: Sequence[str] = ()
+    name: str,
+    description: str,
+    *,
+    default: bool = True,
+    tags: Sequence[str] = (),
+    weak_model: str = "tfidf",
+    strong_model: str = "minilm",
+    eval_size: int = 2000,
 ) -> Callable[[TaskLoader], TaskLoader]:
-    """Register a loader under ``name``; use as a decorator on a zero-argument function."""
+    """Register a loader under ``name``; use as a decorator on a zero-argument function.
+
+    ``weak_model``/``strong_model`` are the task's default model pair; ``eval_size`` the default size
+    of dev and of final (smaller for small tasks, so the pool stays large enough).
+    """
 
     def deco(fn: TaskLoader) -> TaskLoader:
-        _TASKS[name] = TaskSpec(name, fn, description, default, tuple(tags))
+        _TASKS[name] = TaskSpec(
+            name, fn, description, default, tuple(tags), weak_model, strong_model, eval_size
+        )
         return fn
 
     return deco
@@ -109,7 +129,9 @@ def task_names(*, default_only: bool = False) -> list[str]:
     return [s.name for s in _TASKS.values() if s.default or not default_only]
 
 
-def balance(labels: npt.NDArray[np.int64], rng: np.random.Generator, per_class: int | None = None) -> npt.NDArray[np.int64]:
+def balance(
+    labels: npt.NDArray[np.int64], rng: np.random.Generator, per_class: int | None = None
+) -> npt.NDArray[np.int64]:
     """Return sorted indices that keep ``per_class`` (default: the rarest class's count) of each class."""
     classes = np.unique(labels)
     k = per_class or min(int((labels == c).sum()) for c in classes)

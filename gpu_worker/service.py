@@ -1,0 +1,327 @@
+"""The worker service: pulls experiment requests off the bus, runs them, publishes results.
+
+Plain torch/numpy work runs in threads (``asyncio.to_thread``) so the loop keeps heartbeating the
+job (``in_progress``), streaming progress and answering the server. Workers never hold labels: a task
+reaches a worker as its label-free view, from the object store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Self
+
+from bus import Bus, Delivery, HandlerError, streams
+from bus.streams import DEFAULT_RETRY
+from gpu_worker.errors import TaskFailedError
+from gpu_worker.pipeline import Predictions, TaskFeatures, method_input, prepare_features, run_experiment
+from gpu_worker.sandbox import SandboxLimits, run_custom
+from gpu_worker.view import EVAL_SPLITS, TaskView
+from schemas import (
+    ArtifactRef,
+    ExperimentProgress,
+    ExperimentRequest,
+    ExperimentResult,
+    Lineage,
+    Presence,
+    TaskInfo,
+)
+from schemas.artifacts import PredictionSet
+
+log = logging.getLogger("aar.worker")
+
+PRESENCE_EVERY_S = 10.0
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` becomes ``cuda`` when a CUDA device is visible, else ``cpu``."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, not {device!r}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise ValueError("--device cuda asked for, but torch sees no CUDA device")
+    return "cpu"
+
+
+@dataclass(slots=True)
+class _Prepared:
+    info: TaskInfo
+    view: TaskView
+    feats: TaskFeatures
+
+
+class Worker:
+    """A GPU (or CPU) worker of one swarm; ``async with Worker(bus, swarm, name=...)`` runs it."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        swarm: str,
+        *,
+        name: str,
+        device: str = "auto",
+        concurrency: int = 1,
+        heartbeat_s: float = 10.0,
+        sandbox: SandboxLimits | None = None,
+    ) -> None:
+        self.bus, self.swarm, self.name = bus, swarm, name
+        self.device = resolve_device(device)
+        if self.device == "cpu":
+            import torch
+
+            # Head-only work is small matrices: one thread per job is ~5x faster than OpenMP
+            # spin-waiting over shared cores (bench.w2s_direct); run N jobs to use N cores.
+            torch.set_num_threads(1)
+        self._concurrency, self._heartbeat_s = concurrency, heartbeat_s
+        self._sandbox = sandbox or SandboxLimits()
+        self._prepared: dict[tuple[str, str, str], _Prepared] = {}
+        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        self._busy = 0
+        self.done = 0
+        self.failed = 0
+        self._presence_task: asyncio.Task[None] | None = None
+        self._queue: Any = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Announce presence, then start pulling requests."""
+        self._presence = await self.bus.kv(streams.presence_bucket(self.swarm))
+        await self._announce("ready")
+        self._presence_task = asyncio.create_task(self._presence_loop(), name=f"worker:{self.name}:presence")
+        self._queue = await self.bus.work(
+            self.swarm,
+            self._handle,
+            expect=ExperimentRequest,
+            concurrency=self._concurrency,
+            heartbeat_s=self._heartbeat_s,
+        )
+        log.info("worker started", extra={"worker": self.name, "device": self.device, "swarm": self.swarm})
+
+    async def close(self, grace_s: float = 30.0) -> None:
+        """Finish the jobs in hand (up to ``grace_s``), then leave. Safe to call twice."""
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            await queue.close(grace_s)
+        task, self._presence_task = self._presence_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            try:
+                await self._presence.delete(self.name)
+            except Exception as e:  # leaving is best effort: the entry expires anyway
+                log.debug("presence delete failed", extra={"error": repr(e)})
+        log.info("worker stopped", extra={"worker": self.name, "done": self.done, "failed": self.failed})
+
+    # -- one request ------------------------------------------------------------------------
+
+    async def _handle(self, req: ExperimentRequest, delivery: Delivery) -> None:
+        started = time.time()
+        self._busy += 1
+        try:
+            result = await self._run(req, started)
+        except TaskFailedError as e:
+            if e.retryable and delivery.deliveries < DEFAULT_RETRY.max_deliver:
+                raise HandlerError(e.reason, retryable=True) from e
+            result = self._failed(req, e.reason, started)
+        except (asyncio.CancelledError, HandlerError):
+            raise
+        except Exception as e:
+            log.exception("experiment crashed", extra={"request": req.id})
+            if delivery.deliveries < DEFAULT_RETRY.max_deliver:
+                raise  # transient until proven otherwise: redelivered with backoff
+            result = self._failed(req, f"{type(e).__name__}: {e}", started)
+        finally:
+            self._busy -= 1
+        # Its id derives from the request's, so a job finished twice (a worker died before its ack)
+        # is stored once and scored once.
+        await self.bus.publish(result)
+        if result.status == "ok":
+            self.done += 1
+        else:
+            self.failed += 1
+
+    async def _run(self, req: ExperimentRequest, started: float) -> ExperimentResult:
+        timings: dict[str, float] = {"queued": max(0.0, started - req.ts)}
+        t0 = time.perf_counter()
+        await self._progress(req, "preparing", 0, 3)
+        prepared = await self._prepare(req)
+        timings["prepare"] = time.perf_counter() - t0
+        await self._progress(req, "running", 1, 3)
+        t1 = time.perf_counter()
+        code_hash: str | None = None
+        if req.code is not None:
+            code_hash = req.code.sha256
+            preds = await self._run_custom(req, prepared, req.code)
+        else:
+            preds = await asyncio.to_thread(
+                run_experiment, prepared.view, prepared.feats, req.method, req.params, req.seed
+            )
+        timings["method"] = time.perf_counter() - t1
+        await self._progress(req, "uploading", 2, 3)
+        t2 = time.perf_counter()
+        refs = await self._upload(prepared, preds)
+        timings["upload"] = time.perf_counter() - t2
+        timings["total"] = time.perf_counter() - t0
+        return ExperimentResult(
+            id=_result_id(req),
+            swarm=self.swarm,
+            sender=self.name,
+            worker=self.name,
+            task=req.task,
+            method=req.method,
+            status="ok",
+            params=dict(req.params),
+            seed=req.seed,
+            predictions=refs,
+            timings=timings,
+            code_hash=code_hash,
+            data_hash=prepared.info.view_digest,
+            lineage=Lineage(hypothesis_id=req.lineage.hypothesis_id, request_id=req.id),
+        )
+
+    def _failed(self, req: ExperimentRequest, reason: str, started: float) -> ExperimentResult:
+        log.warning("experiment failed", extra={"request": req.id, "reason": reason[:300]})
+        return ExperimentResult(
+            id=_result_id(req),
+            swarm=self.swarm,
+            sender=self.name,
+            worker=self.name,
+            task=req.task,
+            method=req.method,
+            status="failed",
+            params=dict(req.params),
+            seed=req.seed,
+            error=reason[:60_000] or "failed",
+            timings={"total": time.time() - started},
+            code_hash=req.code.sha256 if req.code else None,
+            lineage=Lineage(hypothesis_id=req.lineage.hypothesis_id, request_id=req.id),
+        )
+
+    async def _prepare(self, req: ExperimentRequest) -> _Prepared:
+        info = await self._task_info(req.task)
+        weak = req.weak_model or info.weak_model
+        strong = req.strong_model or info.strong_model
+        key = (info.view_digest, weak, strong)
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            if (hit := self._prepared.get(key)) is not None:
+                return hit
+            artifacts = await self.bus.artifacts(self.swarm)
+            view = TaskView.from_bytes(await artifacts.get(info.view))
+            feats = await asyncio.to_thread(prepare_features, view, weak, strong)
+            prepared = self._prepared[key] = _Prepared(info, view, feats)
+            return prepared
+
+    async def _task_info(self, task: str) -> TaskInfo:
+        tasks = await self.bus.kv(streams.tasks_bucket(self.swarm))
+        info = await tasks.get(task)
+        if not isinstance(info, TaskInfo):
+            known = ", ".join(sorted((await tasks.items()).keys())) or "none (run `aar tasks prepare`)"
+            raise TaskFailedError(f"unknown task {task!r}; prepared tasks: {known}", retryable=False)
+        return info
+
+    async def _run_custom(
+        self, req: ExperimentRequest, prepared: _Prepared, code: ArtifactRef
+    ) -> Predictions:
+        artifacts = await self.bus.artifacts(self.swarm)
+        source = (await artifacts.get(code)).decode("utf-8", errors="replace")
+        inp = method_input(prepared.feats, prepared.view.n_classes)
+        arrays = {
+            "x_pool": inp.x_pool,
+            "weak_pool": inp.weak_pool,
+            "x_eval": inp.x_eval,
+            "weak_eval": inp.weak_eval,
+        }
+        run = await run_custom(source, arrays, prepared.view.n_classes, req.seed, self._sandbox)
+        pred = run.probs.argmax(1).tolist()
+        view, n_dev = prepared.view, len(prepared.view.dev)
+        return Predictions(
+            task=view.task,
+            method=req.method,
+            seed=req.seed,
+            dev=dict(zip(view.dev.ids, pred[:n_dev], strict=True)),
+            final=dict(zip(view.final.ids, pred[n_dev:], strict=True)),
+            timings={"sandbox": run.seconds},
+        )
+
+    async def _upload(self, prepared: _Prepared, preds: Predictions) -> dict[str, ArtifactRef]:
+        artifacts = await self.bus.artifacts(self.swarm)
+        refs: dict[str, ArtifactRef] = {}
+        for split in EVAL_SPLITS:
+            by_id: Mapping[str, int] = getattr(preds, split)
+            ids = prepared.view.split(split).ids
+            data = PredictionSet(
+                task=preds.task,
+                split=split,
+                view_digest=prepared.info.view_digest,
+                ids=ids,
+                labels=[by_id[i] for i in ids],
+            ).to_bytes()
+            refs[split] = await artifacts.put(data, content_type="application/x-aar-predictions+msgpack")
+        return refs
+
+    # -- what the swarm sees of this worker -----------------------------------------------
+
+    async def _progress(self, req: ExperimentRequest, stage: str, step: int, total: int) -> None:
+        await self.bus.publish(
+            ExperimentProgress(
+                swarm=self.swarm,
+                sender=self.name,
+                worker=self.name,
+                stage=stage,
+                step=step,
+                total_steps=total,
+                lineage=Lineage(hypothesis_id=req.lineage.hypothesis_id, request_id=req.id),
+            )
+        )
+
+    async def _announce(self, state: Literal["ready", "draining"]) -> None:
+        cached = sorted({f"{w}+{s}" for _, w, s in self._prepared})
+        await self._presence.put(
+            self.name,
+            Presence(
+                swarm=self.swarm,
+                sender=self.name,
+                role="worker",
+                name=self.name,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                capabilities=[self.device, *cached][:32],
+                state="busy" if state == "ready" and self._busy else state,
+                info={
+                    "device": self.device,
+                    "concurrency": str(self._concurrency),
+                    "done": str(self.done),
+                    "failed": str(self.failed),
+                    "busy": str(self._busy),
+                },
+            ),
+        )
+
+    async def _presence_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_EVERY_S)
+            try:
+                await self._announce("ready")
+            except Exception as e:  # a restarting server: try again next beat
+                log.debug("presence update failed", extra={"error": repr(e)})
+
+
+def _result_id(req: ExperimentRequest) -> str:
+    return "r" + hashlib.sha256(req.id.encode()).hexdigest()[:31]
