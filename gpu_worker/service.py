@@ -8,19 +8,32 @@ reaches a worker as its label-free view, from the object store.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import dataclasses
 import hashlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
-from bus import Bus, Delivery, HandlerError, streams
+import msgspec
+
+from bus import Bus, Delivery, HandlerError, PublishError, streams
 from bus.streams import DEFAULT_RETRY
-from gpu_worker.errors import TaskFailedError
-from gpu_worker.pipeline import Predictions, TaskFeatures, method_input, prepare_features, run_experiment
+from gpu_worker.errors import BadParamsError, TaskFailedError
+from gpu_worker.models.finetune import FinetuneConfig
+from gpu_worker.pipeline import (
+    Predictions,
+    TaskFeatures,
+    method_input,
+    prepare_features,
+    run_experiment,
+    run_finetune_experiment,
+)
 from gpu_worker.sandbox import SandboxLimits, run_custom
 from gpu_worker.view import EVAL_SPLITS, TaskView
 from schemas import (
@@ -37,6 +50,9 @@ from schemas.artifacts import PredictionSet
 log = logging.getLogger("aar.worker")
 
 PRESENCE_EVERY_S = 10.0
+PROGRESS_EVERY_S = 1.0
+# The request method that fine-tunes the strong model (CUDA when present) instead of a head.
+FINETUNE = "finetune"
 
 
 def resolve_device(device: str) -> str:
@@ -169,6 +185,8 @@ class Worker:
         if req.code is not None:
             code_hash = req.code.sha256
             preds = await self._run_custom(req, prepared, req.code)
+        elif req.method == FINETUNE:
+            preds = await self._finetune(req, prepared)
         else:
             preds = await asyncio.to_thread(
                 run_experiment, prepared.view, prepared.feats, req.method, req.params, req.seed
@@ -260,6 +278,40 @@ class Worker:
             timings={"sandbox": run.seconds},
         )
 
+    async def _finetune(self, req: ExperimentRequest, prepared: _Prepared) -> Predictions:
+        cfg = finetune_config(req.params, self.device)
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+        started = time.monotonic()
+        last_sent = 0.0
+        sent: list[concurrent.futures.Future[None]] = []
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            # Called from the training thread: hand the progress to the loop, at most once a second.
+            nonlocal last_sent
+            now = time.monotonic()
+            if now - last_sent < PROGRESS_EVERY_S and step < total:
+                return
+            last_sent = now
+            eta = (now - started) / step * (total - step) if step else None
+            report = self._progress(req, "finetune", step, total, loss=loss, eta_s=eta)
+            sent.append(asyncio.run_coroutine_threadsafe(report, loop))
+
+        try:
+            return await asyncio.to_thread(
+                run_finetune_experiment,
+                prepared.view,
+                prepared.feats,
+                cfg,
+                req.seed,
+                stop=stop,
+                progress=on_step,
+            )
+        finally:
+            stop.set()  # a cancelled job stops training at the next step instead of running on
+            # Progress lands before the result does.
+            await asyncio.gather(*(asyncio.wrap_future(f) for f in sent), return_exceptions=True)
+
     async def _upload(self, prepared: _Prepared, preds: Predictions) -> dict[str, ArtifactRef]:
         artifacts = await self.bus.artifacts(self.swarm)
         refs: dict[str, ArtifactRef] = {}
@@ -278,18 +330,31 @@ class Worker:
 
     # -- what the swarm sees of this worker -----------------------------------------------
 
-    async def _progress(self, req: ExperimentRequest, stage: str, step: int, total: int) -> None:
-        await self.bus.publish(
-            ExperimentProgress(
-                swarm=self.swarm,
-                sender=self.name,
-                worker=self.name,
-                stage=stage,
-                step=step,
-                total_steps=total,
-                lineage=Lineage(hypothesis_id=req.lineage.hypothesis_id, request_id=req.id),
-            )
+    async def _progress(
+        self,
+        req: ExperimentRequest,
+        stage: str,
+        step: int,
+        total: int,
+        *,
+        loss: float | None = None,
+        eta_s: float | None = None,
+    ) -> None:
+        progress = ExperimentProgress(
+            swarm=self.swarm,
+            sender=self.name,
+            worker=self.name,
+            stage=stage,
+            step=step,
+            total_steps=total,
+            loss=loss,
+            eta_s=eta_s,
+            lineage=Lineage(hypothesis_id=req.lineage.hypothesis_id, request_id=req.id),
         )
+        try:
+            await self.bus.publish(progress)
+        except PublishError as e:  # progress is advisory: never fail a job over it
+            log.warning("progress not published", extra={"request": req.id, "error": str(e)})
 
     async def _announce(self, state: Literal["ready", "draining"]) -> None:
         cached = sorted({f"{w}+{s}" for _, w, s in self._prepared})
@@ -321,6 +386,21 @@ class Worker:
                 await self._announce("ready")
             except Exception as e:  # a restarting server: try again next beat
                 log.debug("presence update failed", extra={"error": repr(e)})
+
+
+def finetune_config(params: Mapping[str, Any], device: str) -> FinetuneConfig:
+    """The fine-tuning settings a request asks for, on this worker's device.
+
+    Raises:
+        BadParamsError: an unknown setting or a value of the wrong type.
+    """
+    known = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"device"}
+    if unknown := sorted(set(params) - known):
+        raise BadParamsError(f"finetune: unknown params {unknown}; known: {sorted(known)}")
+    try:
+        return msgspec.convert({**params, "device": device}, FinetuneConfig)
+    except msgspec.ValidationError as e:
+        raise BadParamsError(f"finetune: {e}") from e
 
 
 def _result_id(req: ExperimentRequest) -> str:

@@ -35,6 +35,7 @@ class FinetuneConfig:
         keep: fraction of the pool kept, most weak-confident first (1.0 keeps all).
         soft: train on weak probabilities rather than hard labels.
         max_examples: cap on pool examples (for quick CPU runs).
+        device: ``cpu`` or ``cuda``; default CUDA when present.
     """
 
     model: str = "minilm"
@@ -46,6 +47,7 @@ class FinetuneConfig:
     keep: float = 1.0
     soft: bool = False
     max_examples: int | None = None
+    device: str | None = None
 
 
 class _Student(nn.Module):
@@ -117,7 +119,7 @@ def finetune_student(
         TaskFailedError: aborted through ``stop`` (retryable).
     """
     torch.manual_seed(seed)
-    dev = device()
+    dev = torch.device(cfg.device) if cfg.device else device()
     tok, enc = _load(cfg)
     pair = view.kind == "pair"
     model = _Student(enc, int(enc.config.hidden_size), view.n_classes, pair).to(dev)

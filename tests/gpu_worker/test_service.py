@@ -170,3 +170,22 @@ async def test_a_killed_worker_s_job_is_finished_once_by_another(
         assert result.lineage.request_id == req.id
         await asyncio.sleep(TEST_RETRY.ack_wait_s + 0.5)
     assert len(results.messages) == 1
+
+
+async def test_finetune_requests_stream_loss_and_eta(bus: Bus, swarm: str, worker: Worker) -> None:
+    results = await results_of(bus, swarm)
+    progress: Collector[ExperimentProgress] = Collector()
+    await bus.subscribe(swarm, Kind.PROGRESS, progress, expect=ExperimentProgress, start=StartAt.all())
+    tiny = {"batch_size": 8, "max_length": 16, "max_examples": 16, "lr": 1e-4, "epochs": 2}
+    req = request(swarm, method="finetune", params=tiny)
+    await bus.publish(req)
+    await bus.publish(request(swarm, method="finetune", params={"epochs": 1, "warp_speed": True}))
+    done = {r.lineage.request_id: r for r in await results.wait_for(2, timeout=120)}
+    ok = done[req.id]
+    assert ok.status == "ok", ok.error
+    assert set(ok.predictions) == {"dev", "final"}
+    steps = [p for p in progress.messages if p.stage == "finetune" and p.lineage.request_id == req.id]
+    assert steps and steps[-1].step == steps[-1].total_steps == 4
+    assert all(p.loss is not None and p.eta_s is not None for p in steps)
+    [bad] = [r for r in done.values() if r.lineage.request_id != req.id]
+    assert bad.status == "failed" and "unknown params ['warp_speed']" in (bad.error or "")
