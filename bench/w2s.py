@@ -84,7 +84,7 @@ async def _through_bus(
     worker = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "cli.main",
+        "cli",
         "worker",
         "--device",
         "cpu",

@@ -22,7 +22,7 @@ from typing import Any, Literal, Self
 
 import msgspec
 
-from bus import Bus, Delivery, HandlerError, PublishError, streams
+from bus import Bus, Delivery, HandlerError, PublishError, WorkQueue, streams
 from bus.streams import DEFAULT_RETRY
 from gpu_worker.errors import BadParamsError, TaskFailedError
 from gpu_worker.models.finetune import FinetuneConfig
@@ -107,7 +107,7 @@ class Worker:
         self.done = 0
         self.failed = 0
         self._presence_task: asyncio.Task[None] | None = None
-        self._queue: Any = None
+        self._queue: WorkQueue | None = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -181,9 +181,7 @@ class Worker:
         timings["prepare"] = time.perf_counter() - t0
         await self._progress(req, "running", 1, 3)
         t1 = time.perf_counter()
-        code_hash: str | None = None
         if req.code is not None:
-            code_hash = req.code.sha256
             preds = await self._run_custom(req, prepared, req.code)
         elif req.method == FINETUNE:
             preds = await self._finetune(req, prepared)
@@ -197,25 +195,18 @@ class Worker:
         refs = await self._upload(prepared, preds)
         timings["upload"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
-        return ExperimentResult(
-            id=_result_id(req),
-            swarm=self.swarm,
-            sender=self.name,
-            worker=self.name,
-            task=req.task,
-            method=req.method,
-            status="ok",
-            params=dict(req.params),
-            seed=req.seed,
-            predictions=refs,
-            timings=timings,
-            code_hash=code_hash,
-            data_hash=prepared.info.view_digest,
-            lineage=Lineage(hypothesis_id=req.lineage.hypothesis_id, request_id=req.id),
+        return self._result(
+            req, status="ok", predictions=refs, timings=timings, data_hash=prepared.info.view_digest
         )
 
     def _failed(self, req: ExperimentRequest, reason: str, started: float) -> ExperimentResult:
         log.warning("experiment failed", extra={"request": req.id, "reason": reason[:300]})
+        return self._result(
+            req, status="failed", error=reason[:60_000] or "failed", timings={"total": time.time() - started}
+        )
+
+    def _result(self, req: ExperimentRequest, **outcome: Any) -> ExperimentResult:
+        """The result answering ``req``; its id derives from the request's, so a rerun is stored once."""
         return ExperimentResult(
             id=_result_id(req),
             swarm=self.swarm,
@@ -223,13 +214,11 @@ class Worker:
             worker=self.name,
             task=req.task,
             method=req.method,
-            status="failed",
             params=dict(req.params),
             seed=req.seed,
-            error=reason[:60_000] or "failed",
-            timings={"total": time.time() - started},
             code_hash=req.code.sha256 if req.code else None,
             lineage=Lineage(hypothesis_id=req.lineage.hypothesis_id, request_id=req.id),
+            **outcome,
         )
 
     async def _prepare(self, req: ExperimentRequest) -> _Prepared:
