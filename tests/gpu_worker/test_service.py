@@ -189,3 +189,22 @@ async def test_finetune_requests_stream_loss_and_eta(bus: Bus, swarm: str, worke
     assert all(p.loss is not None and p.eta_s is not None for p in steps)
     [bad] = [r for r in done.values() if r.lineage.request_id != req.id]
     assert bad.status == "failed" and "unknown params ['warp_speed']" in (bad.error or "")
+
+
+async def test_a_request_from_any_nats_client_is_run(bus: Bus, swarm: str, worker: Worker) -> None:
+    # What a client in another language sends: hand-written JSON, only the required fields.
+    results = await results_of(bus, swarm)
+    raw = {
+        "kind": "experiment_request",
+        "swarm": swarm,
+        "sender": "go-client",
+        "id": "req-from-go",
+        "task": "tiny",
+        "method": "knn",
+        "params": {"k": 5},
+        "seed": 1,
+    }
+    await bus.js.publish(f"aar.{swarm}.requests.tiny", json.dumps(raw).encode())
+    [result] = await results.wait_for(1, timeout=60)
+    assert result.status == "ok", result.error
+    assert result.lineage.request_id == "req-from-go" and result.params == {"k": 5}
