@@ -440,7 +440,7 @@ class Bus:
         """A typed view of a key-value bucket (see ``bus.streams`` for the swarm's buckets)."""
         from bus.store import TypedKV
 
-        return TypedKV(await self.js.key_value(bucket))
+        return TypedKV(await self.js.key_value(bucket), self.js, bucket)
 
     async def artifacts(self, swarm: str) -> Artifacts:
         """The swarm's object store, addressed by content hash."""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import nats.js.errors
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -24,8 +25,8 @@ log = logging.getLogger("aar.bus")
 class TypedKV:
     """A key-value bucket whose values are aar messages."""
 
-    def __init__(self, kv: KeyValue) -> None:
-        self._kv = kv
+    def __init__(self, kv: KeyValue, js: JetStreamContext, bucket: str) -> None:
+        self._kv, self._js, self.bucket = kv, js, bucket
 
     async def put(self, key: str, msg: Message) -> int:
         """Store ``msg`` under ``key``; returns the revision."""
@@ -39,21 +40,27 @@ class TypedKV:
         """
         try:
             entry = await self._kv.get(key)
-        except nats.js.errors.KeyNotFoundError:
+        except nats.js.errors.KeyNotFoundError:  # KeyDeletedError is one too
             return None
         return decode(entry.value) if entry.value else None
 
     async def delete(self, key: str) -> None:
         await self._kv.delete(key)
 
+    async def keys(self) -> list[str]:
+        """Every key that has a value or a delete marker, from the bucket's stream state.
+
+        nats-py's ``KeyValue.keys()`` races its own watcher under load and can report an empty
+        bucket that is not; the stream's per-subject counts cannot.
+        """
+        info = await self._js.stream_info(f"KV_{self.bucket}", subjects_filter=">")
+        prefix = f"$KV.{self.bucket}."
+        return sorted(s[len(prefix) :] for s in (info.state.subjects or {}) if s.startswith(prefix))
+
     async def items(self) -> dict[str, Message]:
         """Every live key with its decoded value; undecodable values are skipped with a warning."""
         out: dict[str, Message] = {}
-        try:
-            keys = await self._kv.keys()
-        except nats.js.errors.NoKeysError:
-            return out
-        for key in keys:
+        for key in await self.keys():
             try:
                 if (value := await self.get(key)) is not None:
                     out[key] = value
