@@ -103,6 +103,8 @@ def banner(ctx: UpContext) -> str:
         f"aar: swarm {ctx.swarm!r} is up. Attach from another terminal with:",
         f"  aar tail --nats {url} --swarm {ctx.swarm}",
         f"  aar status --nats {url} --swarm {ctx.swarm}",
+        f"  aar tasks prepare rt --nats {url} --swarm {ctx.swarm}    # operator: publish a task",
+        f"  aar worker --nats {url} --swarm {ctx.swarm}              # run experiments here",
         "aar: Ctrl-C to stop",
     ]
     return "\n".join(lines)
