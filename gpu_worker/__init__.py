@@ -6,6 +6,10 @@ Plain Python, numpy and torch: no asyncio and no NATS (the worker service wraps 
     view, labels = make_split(data, split_seed=0)          # labels stay with the scorer
     feats = prepare_features(view, "tfidf", "minilm")      # cached in the user cache dir
     preds = run_experiment(view, feats, "knn", {"k": 25}, seed=0)
+
+Prompting methods (``zeroshot``, ``prompt_consistency``) also need the strong LM's prompt scores::
+
+    feats = prepare_features(view, "tfidf", "minilm", prompt=PromptSpec(k=0))   # SmolLM2, cached
 """
 
 from gpu_worker.errors import BadParamsError, ChecksumError, DataError, GpuWorkerError, TaskFailedError
@@ -17,6 +21,7 @@ from gpu_worker.pipeline import (
     run_experiment,
     run_finetune_experiment,
 )
+from gpu_worker.prompting import PromptSpec
 from gpu_worker.splits import SplitSizes, make_split
 from gpu_worker.tasks import load_task, task_names, task_spec
 from gpu_worker.view import SplitTexts, TaskLabels, TaskView
@@ -27,6 +32,7 @@ __all__ = [
     "DataError",
     "GpuWorkerError",
     "Predictions",
+    "PromptSpec",
     "SplitSizes",
     "SplitTexts",
     "TaskFailedError",

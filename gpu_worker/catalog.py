@@ -34,6 +34,7 @@ async def prepare(
     sizes: SplitSizes | None = None,
     weak_model: str | None = None,
     strong_model: str | None = None,
+    prompt_model: str = "smollm2",
     columns: Columns = DEFAULT_COLUMNS,
     sender: str = "operator",
 ) -> TaskInfo:
@@ -47,6 +48,7 @@ async def prepare(
         sizes: split sizes (default: ``SplitSizes()``, with a registered task's own eval size).
         weak_model, strong_model: the model pair workers use unless a request names others
             (default: the registered task's pair, else tfidf and minilm).
+        prompt_model: the LM scorer for methods that prompt (``zeroshot``, ``prompt_consistency``).
         columns: column names for file and hub sources.
         sender: who the TaskInfo says published it.
 
@@ -74,6 +76,7 @@ async def prepare(
         view_digest=view.digest(),
         weak_model=weak_model,
         strong_model=strong_model,
+        prompt_model=prompt_model,
         sizes={s: len(view.split(s)) for s in ("weak_train", "pool", "dev", "final")},
         description=view.instruction,
     )

@@ -19,6 +19,7 @@ from gpu_worker.methods.base import MethodInput, get_method
 from gpu_worker.models.base import Array
 from gpu_worker.models.finetune import FinetuneConfig, Progress, finetune_student
 from gpu_worker.models.tfidf import tfidf_weak_probs
+from gpu_worker.prompting import PromptSpec, prompt_scores
 from gpu_worker.view import EVAL_SPLITS, SPLITS, TaskView
 
 
@@ -32,6 +33,8 @@ class TaskFeatures:
         weak_model: the weak model's spec.
         strong_model: the strong model's spec.
         timings: seconds spent on each stage.
+        prompt: the strong LM's verbalizer log-probabilities on pool, dev and final, when asked for.
+        prompt_spec: how ``prompt`` was computed.
     """
 
     weak_probs: dict[str, Array]
@@ -39,6 +42,8 @@ class TaskFeatures:
     weak_model: str
     strong_model: str
     timings: dict[str, float] = field(default_factory=dict)
+    prompt: dict[str, Array] | None = None
+    prompt_spec: PromptSpec | None = None
 
 
 class Predictions(msgspec.Struct, frozen=True, kw_only=True):
@@ -100,6 +105,7 @@ def prepare_features(
     *,
     root: Path | None = None,
     progress: bool = False,
+    prompt: PromptSpec | None = None,
 ) -> TaskFeatures:
     """Compute (or load from the cache) the weak probabilities and strong features of a view.
 
@@ -109,6 +115,8 @@ def prepare_features(
         strong_model: an encoder spec, e.g. ``minilm`` or ``smollm2@16:mean``.
         root: cache root (default: the user cache dir).
         progress: show encoding progress bars.
+        prompt: also score zero/few-shot prompts with a strong LM (slow on CPU, cached per prompt); methods
+            such as ``zeroshot`` need it.
 
     Returns:
         The features for ``run_experiment`` and ``baselines``.
@@ -118,7 +126,11 @@ def prepare_features(
     t1 = time.perf_counter()
     strong = _combine(encode_view(view, strong_model, root=root, progress=progress))
     t2 = time.perf_counter()
-    return TaskFeatures(wp, strong, weak_model, strong_model, {"weak": t1 - t0, "strong_features": t2 - t1})
+    timings = {"weak": t1 - t0, "strong_features": t2 - t1}
+    scores = None if prompt is None else prompt_scores(view, prompt, root=root, progress=progress)
+    if prompt is not None:
+        timings["prompt_scores"] = time.perf_counter() - t2
+    return TaskFeatures(wp, strong, weak_model, strong_model, timings, scores, prompt)
 
 
 def method_input(feats: TaskFeatures, n_classes: int, head: HeadConfig = DEFAULT_HEAD) -> MethodInput:
@@ -130,6 +142,8 @@ def method_input(feats: TaskFeatures, n_classes: int, head: HeadConfig = DEFAULT
         weak_eval=np.concatenate([feats.weak_probs[s] for s in EVAL_SPLITS]),
         n_classes=n_classes,
         head=head,
+        prompt_pool=None if feats.prompt is None else feats.prompt["pool"],
+        prompt_eval=None if feats.prompt is None else np.concatenate([feats.prompt[s] for s in EVAL_SPLITS]),
     )
 
 

@@ -25,6 +25,7 @@ import msgspec
 from bus import Bus, Delivery, HandlerError, PublishError, WorkQueue, streams
 from bus.streams import DEFAULT_RETRY
 from gpu_worker.errors import BadParamsError, TaskFailedError
+from gpu_worker.methods.base import get_method
 from gpu_worker.models.finetune import FinetuneConfig
 from gpu_worker.pipeline import (
     Predictions,
@@ -34,6 +35,7 @@ from gpu_worker.pipeline import (
     run_experiment,
     run_finetune_experiment,
 )
+from gpu_worker.prompting import PromptSpec
 from gpu_worker.sandbox import SandboxLimits, run_custom
 from gpu_worker.view import EVAL_SPLITS, TaskView
 from schemas import (
@@ -101,8 +103,9 @@ class Worker:
             torch.set_num_threads(1)
         self._concurrency, self._heartbeat_s = concurrency, heartbeat_s
         self._sandbox = sandbox or SandboxLimits()
-        self._prepared: dict[tuple[str, str, str], _Prepared] = {}
-        self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+        # By (view digest, weak model, strong model, prompt model or "").
+        self._prepared: dict[tuple[str, str, str, str], _Prepared] = {}
+        self._locks: dict[tuple[str, str, str, str], asyncio.Lock] = {}
         self._busy = 0
         self.done = 0
         self.failed = 0
@@ -225,13 +228,16 @@ class Worker:
         info = await self._task_info(req.task)
         weak = req.weak_model or info.weak_model
         strong = req.strong_model or info.strong_model
-        key = (info.view_digest, weak, strong)
+        # Prompt scores cost an LM pass over every text: only for the methods that read them.
+        prompting = req.code is None and req.method != FINETUNE and get_method(req.method).uses_prompt
+        prompt = PromptSpec(model=info.prompt_model) if prompting else None
+        key = (info.view_digest, weak, strong, info.prompt_model if prompting else "")
         async with self._locks.setdefault(key, asyncio.Lock()):
             if (hit := self._prepared.get(key)) is not None:
                 return hit
             artifacts = await self.bus.artifacts(self.swarm)
             view = TaskView.from_bytes(await artifacts.get(info.view))
-            feats = await asyncio.to_thread(prepare_features, view, weak, strong)
+            feats = await asyncio.to_thread(prepare_features, view, weak, strong, prompt=prompt)
             prepared = self._prepared[key] = _Prepared(info, view, feats)
             return prepared
 
@@ -346,7 +352,7 @@ class Worker:
             log.warning("progress not published", extra={"request": req.id, "error": str(e)})
 
     async def _announce(self, state: Literal["ready", "draining"]) -> None:
-        cached = sorted({f"{w}+{s}" for _, w, s in self._prepared})
+        cached = sorted({f"{w}+{s}" for _, w, s, _ in self._prepared})
         await self._presence.put(
             self.name,
             Presence(

@@ -228,6 +228,8 @@ class TaskInfo(Envelope, tag="task_info", kw_only=True, frozen=True):
     sizes: dict[Name, Annotated[int, msgspec.Meta(ge=0)]] = msgspec.field(default_factory=dict)
     weak_model: Name = "tfidf"
     strong_model: Name = "minilm"
+    # The LM that answers zero/few-shot prompts for methods that use them.
+    prompt_model: Name = "smollm2"
     description: Text = ""
 
 

@@ -9,12 +9,14 @@ from gpu_worker.methods import (
     knn,
     naive,
     product,
+    prompt_consistency,
     propagate,
     robust,
     s2s,
     soft,
     transition,
     window,
+    zeroshot,
 )
 from gpu_worker.methods.base import MethodInput, MethodSpec, Params, get_method, method_names, register_method
 
@@ -32,6 +34,7 @@ __all__ = [
     "method_names",
     "naive",
     "product",
+    "prompt_consistency",
     "propagate",
     "register_method",
     "robust",
@@ -39,4 +42,5 @@ __all__ = [
     "soft",
     "transition",
     "window",
+    "zeroshot",
 ]

@@ -32,6 +32,9 @@ class MethodInput:
         weak_eval: ``(m, K)`` weak probabilities on those texts.
         n_classes: ``K``.
         head: optimiser settings for linear heads.
+        prompt_pool: ``(n, K)`` the strong LM's zero/few-shot verbalizer log-probabilities on the pool, when
+            the features were prepared with a ``PromptSpec`` (see ``gpu_worker.prompting``); else None.
+        prompt_eval: ``(m, K)`` the same on the dev and final texts.
     """
 
     x_pool: Array
@@ -40,6 +43,8 @@ class MethodInput:
     weak_eval: Array
     n_classes: int
     head: HeadConfig = DEFAULT_HEAD
+    prompt_pool: Array | None = None
+    prompt_eval: Array | None = None
 
     @property
     def weak_labels(self) -> np.ndarray:
@@ -58,12 +63,17 @@ RunFn = Callable[[MethodInput, P, int], Array]
 
 @dataclass(frozen=True, slots=True)
 class MethodSpec(Generic[P]):
-    """A registered method: its params type, its function and a one-line description."""
+    """A registered method: its params type, its function and a one-line description.
+
+    ``uses_prompt``: the method reads ``MethodInput.prompt_pool``/``prompt_eval``, so features must be
+    prepared with a ``PromptSpec`` (slow on CPU the first time, then cached).
+    """
 
     name: str
     params_type: type[P]
     run: RunFn[P]
     description: str
+    uses_prompt: bool = False
 
     def decode(self, params: Mapping[str, Any] | None) -> P:
         """Validate plain params (e.g. from JSON) into this method's Struct.
@@ -80,11 +90,13 @@ class MethodSpec(Generic[P]):
 _METHODS: dict[str, MethodSpec[Any]] = {}
 
 
-def register_method(name: str, params_type: type[P], description: str) -> Callable[[RunFn[P]], RunFn[P]]:
+def register_method(
+    name: str, params_type: type[P], description: str, *, uses_prompt: bool = False
+) -> Callable[[RunFn[P]], RunFn[P]]:
     """Register a method function under ``name``; use as a decorator."""
 
     def deco(fn: RunFn[P]) -> RunFn[P]:
-        _METHODS[name] = MethodSpec(name, params_type, fn, description)
+        _METHODS[name] = MethodSpec(name, params_type, fn, description, uses_prompt)
         return fn
 
     return deco

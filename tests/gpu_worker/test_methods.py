@@ -22,6 +22,9 @@ def _input(n_classes: int, seed: int = 0) -> tuple[MethodInput, np.ndarray]:
     weak[np.arange(n + m), weak_y] = 0.7
     weak = (weak * rng.uniform(0.8, 1.2, size=weak.shape)).astype(np.float32)
     weak /= weak.sum(1, keepdims=True)
+    # Prompt scores of a biased LM: informative, but favouring class 0 on every input.
+    prompt = (2.0 * np.eye(n_classes)[y] + rng.standard_normal((n + m, n_classes))).astype(np.float32)
+    prompt[:, 0] += 1.5
     inp = MethodInput(
         x_pool=x[:n],
         weak_pool=weak[:n],
@@ -29,6 +32,8 @@ def _input(n_classes: int, seed: int = 0) -> tuple[MethodInput, np.ndarray]:
         weak_eval=weak[n:],
         n_classes=n_classes,
         head=HeadConfig(max_iter=30, stages=2),
+        prompt_pool=prompt[:n],
+        prompt_eval=prompt[n:],
     )
     return inp, y[n:]
 
@@ -51,4 +56,13 @@ def test_method_runs_and_is_deterministic(name: str, n_classes: int) -> None:
 
 def test_methods_never_see_gold_labels() -> None:
     fields = set(MethodInput.__dataclass_fields__)
-    assert fields == {"x_pool", "weak_pool", "x_eval", "weak_eval", "n_classes", "head"}
+    assert fields == {
+        "x_pool",
+        "weak_pool",
+        "x_eval",
+        "weak_eval",
+        "n_classes",
+        "head",
+        "prompt_pool",
+        "prompt_eval",
+    }

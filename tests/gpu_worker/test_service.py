@@ -32,7 +32,13 @@ async def prepared(bus: Bus, swarm: str, task_file: Path, cache_root: Path) -> T
     from gpu_worker.tasks import Columns
 
     return await catalog.prepare(
-        bus, swarm, str(task_file), sizes=SIZES, strong_model="test-bow", columns=Columns(id="id")
+        bus,
+        swarm,
+        str(task_file),
+        sizes=SIZES,
+        strong_model="test-bow",
+        prompt_model="test-prompt",
+        columns=Columns(id="id"),
     )
 
 
@@ -208,3 +214,13 @@ async def test_a_request_from_any_nats_client_is_run(bus: Bus, swarm: str, worke
     [result] = await results.wait_for(1, timeout=60)
     assert result.status == "ok", result.error
     assert result.lineage.request_id == "req-from-go" and result.params == {"k": 5}
+
+
+async def test_prompting_methods_get_prompt_scores(bus: Bus, swarm: str, worker: Worker) -> None:
+    import tests.gpu_worker.test_prompting  # noqa: F401  (registers the stand-in LM "test-prompt")
+
+    results = await results_of(bus, swarm)
+    await bus.publish(request(swarm, method="zeroshot"))
+    await bus.publish(request(swarm, method="prompt_consistency", params={"mode": "agree"}))
+    done = await results.wait_for(2, timeout=60)
+    assert [r.status for r in done] == ["ok", "ok"], [r.error for r in done]
