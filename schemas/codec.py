@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from schemas.errors import SchemaError
-from schemas.messages import MAX_MESSAGE_BYTES, Envelope, Message
+from schemas.messages import MAX_MESSAGE_BYTES, MESSAGE_TYPES, Envelope, Message
 
 M = TypeVar("M", bound=Envelope)
 
@@ -40,6 +40,17 @@ def decode_as(data: bytes | bytearray | memoryview, cls: type[M], *, max_bytes: 
     Raises:
         SchemaError: as ``decode``, or the message is valid but of another kind.
     """
+    typed = _typed_decoders.get(cls)
+    if typed is None and cls in MESSAGE_TYPES:
+        typed = _typed_decoders[cls] = msgspec.json.Decoder(cls)
+    if typed is not None:
+        # The fast path for a concrete kind; any failure is decoded again below for its reason.
+        _check_size(data, max_bytes)
+        try:
+            out: M = typed.decode(data)
+            return out
+        except msgspec.DecodeError:
+            pass
     msg = decode(data, max_bytes=max_bytes)
     if not isinstance(msg, cls):
         raise SchemaError(
