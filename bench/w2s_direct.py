@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from gpu_worker.pipeline import prepare_features, run_experiment
+from gpu_worker.prompting import PromptSpec
 from gpu_worker.scoring import baselines, score
 from gpu_worker.splits import SplitSizes, make_split
 from gpu_worker.tasks import load_task, task_names, task_spec
@@ -50,6 +51,14 @@ CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
     ("propagate_all", "propagate", {"k": 25, "keep": 1.0, "include_eval": True}),
     ("propagate_k100", "propagate", {"k": 100, "keep": 0.5}),
 ]
+# Prompting the strong LM (SmolLM2): with --prompt only, since the first pass over a task's texts
+# is slow on a CPU (about 0.1 s a text; cached afterwards).
+PROMPT_CONFIGS: list[tuple[str, str, dict[str, Any]]] = [
+    ("zeroshot", "zeroshot", {}),
+    ("zeroshot_prior", "zeroshot", {"calibration": "prior"}),
+    ("prompt_mix", "prompt_consistency", {}),
+    ("prompt_agree", "prompt_consistency", {"mode": "agree"}),
+]
 
 
 @dataclass
@@ -66,7 +75,11 @@ def _ms(xs: list[float]) -> tuple[float, float]:
 
 
 def run_task(
-    task: str, seeds: int, eval_size: int | None, configs: list[tuple[str, str, dict[str, Any]]]
+    task: str,
+    seeds: int,
+    eval_size: int | None,
+    configs: list[tuple[str, str, dict[str, Any]]],
+    prompt: PromptSpec | None = None,
 ) -> TaskResult:
     spec = task_spec(task)
     sizes = SplitSizes(dev=eval_size or spec.eval_size, final=eval_size or spec.eval_size)
@@ -74,7 +87,7 @@ def run_task(
     res = TaskResult()
     for seed in range(seeds):
         view, labels = make_split(data, seed, sizes)
-        feats = prepare_features(view, spec.weak_model, spec.strong_model, progress=True)
+        feats = prepare_features(view, spec.weak_model, spec.strong_model, progress=True, prompt=prompt)
         base = baselines(view, labels, feats, seed=seed)
         res.weak.append(base.weak["final"])
         res.ceiling.append(base.ceiling["final"])
@@ -96,9 +109,11 @@ def main() -> None:
     # One thread is faster for these small matrices on shared cores (OpenMP spin-waits otherwise);
     # run two processes to use two cores.
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--prompt", action="store_true", help="also run the prompting methods (slow first pass)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    configs = [c for c in CONFIGS if args.only is None or c[0] in args.only or c[0] == "naive"]
+    catalogue = CONFIGS + (PROMPT_CONFIGS if args.prompt else [])
+    configs = [c for c in catalogue if args.only is None or c[0] in args.only or c[0] == "naive"]
     print(
         f"# {platform.platform()} {platform.processor()} torch {torch.__version__} threads "
         f"{torch.get_num_threads()} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
@@ -106,7 +121,8 @@ def main() -> None:
     results: dict[str, TaskResult] = {}
     summary: dict[str, Any] = {}
     for task in args.tasks:
-        r = results[task] = run_task(task, args.seeds, args.eval_size, configs)
+        prompt = PromptSpec() if args.prompt else None
+        r = results[task] = run_task(task, args.seeds, args.eval_size, configs, prompt)
         spec = task_spec(task)
         print(
             f"\n== {task} (weak {spec.weak_model}, strong {spec.strong_model}; {args.seeds} seeds; "
