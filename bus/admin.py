@@ -97,11 +97,26 @@ class SwarmState:
 async def list_swarms(bus: Bus) -> list[str]:
     """Every swarm that has streams on this server."""
     found: set[str] = set()
-    for info in await bus.js.streams_info():
-        name = info.config.name or ""
-        if name.startswith("AAR_"):
-            found.add(name[4:].rsplit("_", 1)[0])
+    offset = 0
+    while True:  # the server lists at most 256 streams a page
+        page = await bus.js.streams_info(offset)
+        if not page:
+            break
+        offset += len(page)
+        for info in page:
+            name = info.config.name or ""
+            if name.startswith("AAR_"):
+                found.add(name[4:].rsplit("_", 1)[0])
     return sorted(found)
+
+
+async def swarm_exists(bus: Bus, swarm: str) -> bool:
+    """Whether ``swarm``'s streams exist (one lookup, whatever the number of swarms)."""
+    try:
+        await bus.js.stream_info(streams.stream_name(swarm, subjects.Kind.HYPOTHESES))
+    except nats.js.errors.NotFoundError:
+        return False
+    return True
 
 
 async def swarm_state(bus: Bus, swarm: str) -> SwarmState:

@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from bus import Bus, Delivery, Kind, StartAt, list_swarms, streams, subjects
+from bus.admin import swarm_exists
 from cli import format as fmt
 from cli.errors import CliError
 from cli.options import bus_config, open_bus
@@ -163,6 +164,8 @@ async def _follow_presence(bus: Bus, swarm: str, printer: Printer, replay: bool)
 
 
 async def _check_swarm(bus: Bus, swarm: str) -> None:
+    if await swarm_exists(bus, swarm):
+        return
     known = await list_swarms(bus)
     if swarm not in known:
         hint = f"known swarms: {', '.join(known)}" if known else "no swarms on this server yet"

@@ -189,3 +189,15 @@ async def test_publishing_where_no_stream_listens_fails_clearly(nats_url: str, s
     async with Bus.connect(bus_config(nats_url, publish_timeout_s=0.5)) as bare:
         with pytest.raises(PublishError, match="does a stream cover the subject"):
             await bare.publish(hyp(f"{swarm}-never-created", "lost?"))
+
+
+async def test_swarms_are_listed_past_one_page_of_streams(bus: Bus, swarm: str) -> None:
+    from bus import ensure_swarm, list_swarms
+    from bus.admin import swarm_exists
+
+    # 18 swarms hold 270 streams: more than the 256 the server lists per page.
+    many = [f"{swarm}p{i}" for i in range(18)]
+    for name in many:
+        await ensure_swarm(bus, name)
+    assert set(many) <= set(await list_swarms(bus))
+    assert await swarm_exists(bus, many[-1]) and not await swarm_exists(bus, f"{swarm}-never")
