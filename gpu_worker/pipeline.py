@@ -174,6 +174,13 @@ def run_experiment(
     p = spec.decode(params)
     t0 = time.perf_counter()
     probs = spec.run(method_input(feats, view.n_classes, head), p, seed)
+    return predictions_from_probs(view, probs, method, seed, {"method": time.perf_counter() - t0})
+
+
+def predictions_from_probs(
+    view: TaskView, probs: Array, method: str, seed: int, timings: dict[str, float]
+) -> Predictions:
+    """Predicted labels by example id from ``(n_dev + n_final, K)`` probabilities, dev rows first."""
     pred = probs.argmax(1).tolist()
     n_dev = len(view.dev)
     return Predictions(
@@ -182,7 +189,7 @@ def run_experiment(
         seed=seed,
         dev=dict(zip(view.dev.ids, pred[:n_dev], strict=True)),
         final=dict(zip(view.final.ids, pred[n_dev:], strict=True)),
-        timings={"method": time.perf_counter() - t0},
+        timings=timings,
     )
 
 
@@ -207,13 +214,5 @@ def run_finetune_experiment(
     """
     t0 = time.perf_counter()
     probs = finetune_student(view, feats.weak_probs["pool"], cfg, seed, stop=stop, progress=progress)
-    pred = probs.argmax(1).tolist()
-    n_dev = len(view.dev)
-    return Predictions(
-        task=view.task,
-        method=f"finetune:{cfg.model}" + (f":lora{cfg.lora_r}" if cfg.lora_r else ""),
-        seed=seed,
-        dev=dict(zip(view.dev.ids, pred[:n_dev], strict=True)),
-        final=dict(zip(view.final.ids, pred[n_dev:], strict=True)),
-        timings={"finetune": time.perf_counter() - t0},
-    )
+    method = f"finetune:{cfg.model}" + (f":lora{cfg.lora_r}" if cfg.lora_r else "")
+    return predictions_from_probs(view, probs, method, seed, {"finetune": time.perf_counter() - t0})

@@ -31,6 +31,7 @@ from gpu_worker.pipeline import (
     Predictions,
     TaskFeatures,
     method_input,
+    predictions_from_probs,
     prepare_features,
     run_experiment,
     run_finetune_experiment,
@@ -262,15 +263,8 @@ class Worker:
             "weak_eval": inp.weak_eval,
         }
         run = await run_custom(source, arrays, prepared.view.n_classes, req.seed, self._sandbox)
-        pred = run.probs.argmax(1).tolist()
-        view, n_dev = prepared.view, len(prepared.view.dev)
-        return Predictions(
-            task=view.task,
-            method=req.method,
-            seed=req.seed,
-            dev=dict(zip(view.dev.ids, pred[:n_dev], strict=True)),
-            final=dict(zip(view.final.ids, pred[n_dev:], strict=True)),
-            timings={"sandbox": run.seconds},
+        return predictions_from_probs(
+            prepared.view, run.probs, req.method, req.seed, {"sandbox": run.seconds}
         )
 
     async def _finetune(self, req: ExperimentRequest, prepared: _Prepared) -> Predictions:
