@@ -82,6 +82,7 @@ STREAMS: dict[Kind, StreamSpec] = {
         StreamSpec(Kind.BUDGET, _LIMITS, 0, "budget thresholds crossed"),
         StreamSpec(Kind.PROGRESS, _LIMITS, DAY, "worker progress on running experiments"),
         StreamSpec(Kind.DLQ, _LIMITS, 14 * DAY, "messages a consumer could not decode or handle"),
+        StreamSpec(Kind.VERDICTS, _LIMITS, 0, "scorer records, final split included (operator only)"),
         StreamSpec(
             Kind.REQUESTS,
             api.RetentionPolicy.WORK_QUEUE,

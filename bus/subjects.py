@@ -18,6 +18,8 @@ from schemas import (
     MESSAGE_TYPES,
     Baseline,
     BudgetEvent,
+    BudgetQuery,
+    BudgetStatus,
     DeadLetter,
     Envelope,
     ExperimentProgress,
@@ -26,11 +28,13 @@ from schemas import (
     Flag,
     ForumPost,
     Hypothesis,
+    Leaderboard,
     Message,
     Presence,
     RpcError,
     ScoreEvent,
     TaskInfo,
+    Verdict,
 )
 
 ROOT = "aar"
@@ -49,6 +53,8 @@ class Kind(StrEnum):
     BUDGET = "budget"
     FLAGS = "flags"
     DLQ = "dlq"
+    # The scorer's full records (final split included): operator and scorer only.
+    VERDICTS = "verdicts"
     RPC = "rpc"
     EVENTS = "events"
 
@@ -107,6 +113,10 @@ _ROUTES: dict[type[Envelope], tuple[Kind, Callable[[Any], str]]] = {
     RpcError: (Kind.EVENTS, attrgetter("sender")),
     TaskInfo: (Kind.EVENTS, attrgetter("task")),
     Baseline: (Kind.EVENTS, attrgetter("task")),
+    Verdict: (Kind.VERDICTS, attrgetter("task")),
+    Leaderboard: (Kind.EVENTS, attrgetter("task")),
+    BudgetQuery: (Kind.EVENTS, attrgetter("sender")),
+    BudgetStatus: (Kind.EVENTS, attrgetter("agent")),
 }
 if set(_ROUTES) != set(MESSAGE_TYPES):
     raise AssertionError(f"no route for {set(MESSAGE_TYPES) ^ set(_ROUTES)}")

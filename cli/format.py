@@ -8,6 +8,8 @@ from typing import assert_never
 from schemas import (
     Baseline,
     BudgetEvent,
+    BudgetQuery,
+    BudgetStatus,
     DeadLetter,
     ExperimentProgress,
     ExperimentRequest,
@@ -15,11 +17,13 @@ from schemas import (
     Flag,
     ForumPost,
     Hypothesis,
+    Leaderboard,
     Message,
     Presence,
     RpcError,
     ScoreEvent,
     TaskInfo,
+    Verdict,
     kind_of,
 )
 
@@ -123,13 +127,27 @@ def summary(msg: Message) -> str:
                 f"{msg.task} weak={_num(msg.weak_acc.get('dev'))} ceiling={_num(msg.ceiling_acc.get('dev'))} "
                 f"naive_pgr={_num(msg.naive_pgr.get('dev'))} seeds={len(msg.seeds)}"
             )
+        case Verdict():
+            return (
+                f"{msg.status} {msg.task}/{msg.method} dev_pgr={_num(msg.pgr.get('dev'))} "
+                f"final_pgr={_num(msg.pgr.get('final'))} answer={msg.answer} seed={msg.seed}"
+            )
+        case Leaderboard():
+            return f"{msg.task} {len(msg.standings)} configurations, best={msg.best or '-'}"
+        case BudgetQuery():
+            return f"budget of {msg.agent or msg.sender}?"
+        case BudgetStatus():
+            return (
+                f"{msg.agent} dev queries {msg.dev_queries_used}/{msg.dev_queries_limit}, "
+                f"swarm {msg.swarm_dev_queries_used}/{msg.swarm_dev_queries_limit}"
+            )
         case _:
             assert_never(msg)
 
 
 def _status(msg: Message) -> str | None:
     match msg:
-        case ExperimentResult() | ScoreEvent():
+        case ExperimentResult() | ScoreEvent() | Verdict():
             return msg.status
         case BudgetEvent():
             return msg.level

@@ -221,6 +221,7 @@ class Worker:
             params=dict(req.params),
             seed=req.seed,
             code_hash=req.code.sha256 if req.code else None,
+            agent=req.sender,
             lineage=Lineage(hypothesis_id=req.lineage.hypothesis_id, request_id=req.id),
             **outcome,
         )

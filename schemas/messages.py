@@ -116,6 +116,8 @@ class ExperimentResult(Envelope, tag="experiment_result", kw_only=True, frozen=T
     timings: dict[Name, Seconds] = msgspec.field(default_factory=dict)
     code_hash: ShortText | None = None
     data_hash: ShortText | None = None
+    # Who asked for the experiment (the request's sender): the scorer charges its dev budget.
+    agent: Token | None = None
 
     def __post_init__(self) -> None:
         if self.lineage.request_id is None:
@@ -125,7 +127,12 @@ class ExperimentResult(Envelope, tag="experiment_result", kw_only=True, frozen=T
 
 
 class ScoreEvent(Envelope, tag="score", kw_only=True, frozen=True):
-    """The scorer's verdict on one result (``lineage.result_id``), on the split agents may see."""
+    """The scorer's answer on one result (``lineage.result_id``), on the split agents may see.
+
+    ``accuracy`` and ``pgr`` are the dev answer after the scorer's reusable-holdout rule (see
+    ``answer``); they are None when the result was rejected or the dev budget is spent. The final
+    split's score never appears here.
+    """
 
     task: Token
     method: Token
@@ -142,6 +149,11 @@ class ScoreEvent(Envelope, tag="score", kw_only=True, frozen=True):
     data_hash: ShortText | None = None
     timings: dict[Name, Seconds] = msgspec.field(default_factory=dict)
     budget_left: int | None = None
+    # How the dev answer was produced: "public" (public half), "holdout" (noisy holdout answer),
+    # "withheld" (budget spent) or "none" (rejected).
+    answer: Literal["public", "holdout", "withheld", "none"] = "public"
+    config_key: Token | None = None
+    flags: Tags = msgspec.field(default_factory=list)
 
 
 class ForumPost(Envelope, tag="forum_post", kw_only=True, frozen=True):
@@ -252,6 +264,98 @@ class Baseline(Envelope, tag="baseline", kw_only=True, frozen=True):
     spread: dict[Name, float] = msgspec.field(default_factory=dict)
 
 
+class Verdict(Envelope, tag="verdict", kw_only=True, frozen=True):
+    """The scorer's full record of one result, true dev and final scores included: operator only.
+
+    Kept in the verdicts stream, which agents cannot read; every leaderboard number is recomputed
+    from these records (``aar leaderboard --recompute``).
+    """
+
+    task: Token
+    method: Token
+    config_key: Token
+    status: Literal["accepted", "rejected"]
+    reason: ShortText | None = None
+    accuracy: dict[Name, float] = msgspec.field(default_factory=dict)
+    pgr: dict[Name, float] = msgspec.field(default_factory=dict)
+    answered_pgr: float | None = None
+    answer: Literal["public", "holdout", "withheld", "none"] = "none"
+    params: Params = msgspec.field(default_factory=dict)
+    seed: Annotated[int, msgspec.Meta(ge=0)] = 0
+    worker: Token | None = None
+    agent: Token | None = None
+    result_sender: Token | None = None
+    code_hash: ShortText | None = None
+    data_hash: ShortText | None = None
+    timings: dict[Name, Seconds] = msgspec.field(default_factory=dict)
+    flags: Tags = msgspec.field(default_factory=list)
+    score_id: Id | None = None
+    # A rejected result that was only refused for budget still counts towards the leaderboard.
+    leaderboard: bool = False
+
+
+class Standing(msgspec.Struct, frozen=True, kw_only=True):
+    """One method configuration on a task's leaderboard, aggregated over its seeds."""
+
+    config_key: Token
+    method: Token
+    params: Params = msgspec.field(default_factory=dict)
+    code_hash: ShortText | None = None
+    seeds: list[int] = msgspec.field(default_factory=list)
+    dev_pgr: float | None = None
+    final_pgr: float | None = None
+    final_ci: tuple[float, float] | None = None
+    verified: bool = False
+    result_ids: list[Id] = msgspec.field(default_factory=list)
+    agents: list[Token] = msgspec.field(default_factory=list)
+    first_ts: float = 0.0
+    updated_ts: float = 0.0
+
+
+class Leaderboard(Envelope, tag="leaderboard", kw_only=True, frozen=True):
+    """A task's leaderboard, kept in the leaderboard bucket under the task's name.
+
+    ``final_pgr``/``final_ci`` are filled only for verified standings (enough seeds); ``best`` is the
+    verified standing whose interval cleared the previous best's.
+    """
+
+    task: Token
+    standings: list[Standing] = msgspec.field(default_factory=list)
+    best: Token | None = None
+    best_since: float | None = None
+    min_seeds: int = 3
+    results: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class BudgetQuery(Envelope, tag="budget_query", kw_only=True, frozen=True):
+    """Ask the scorer how much dev-query budget an agent (default: the sender) has left."""
+
+    agent: Token | None = None
+
+
+class BudgetStatus(Envelope, tag="budget_status", kw_only=True, frozen=True):
+    """The scorer's answer to a BudgetQuery."""
+
+    agent: Token
+    dev_queries_used: Annotated[int, msgspec.Meta(ge=0)]
+    dev_queries_limit: Annotated[int, msgspec.Meta(ge=0)]
+    swarm_dev_queries_used: Annotated[int, msgspec.Meta(ge=0)]
+    swarm_dev_queries_limit: Annotated[int, msgspec.Meta(ge=0)]
+    holdout_answers: Annotated[int, msgspec.Meta(ge=0)] = 0
+    rule: ShortText = ""
+
+    @property
+    def left(self) -> int:
+        """Dev answers this agent can still get (the smaller of its own and the swarm's)."""
+        return max(
+            0,
+            min(
+                self.dev_queries_limit - self.dev_queries_used,
+                self.swarm_dev_queries_limit - self.swarm_dev_queries_used,
+            ),
+        )
+
+
 Message = (
     Hypothesis
     | ExperimentRequest
@@ -266,6 +370,10 @@ Message = (
     | RpcError
     | TaskInfo
     | Baseline
+    | Verdict
+    | Leaderboard
+    | BudgetQuery
+    | BudgetStatus
 )
 
 MESSAGE_TYPES: tuple[type[Envelope], ...] = (
@@ -282,6 +390,10 @@ MESSAGE_TYPES: tuple[type[Envelope], ...] = (
     RpcError,
     TaskInfo,
     Baseline,
+    Verdict,
+    Leaderboard,
+    BudgetQuery,
+    BudgetStatus,
 )
 
 
