@@ -33,9 +33,8 @@ from gpu_worker import catalog
 from gpu_worker.pipeline import prepare_features, run_experiment
 from gpu_worker.scoring import Baselines, accuracy, baselines
 from gpu_worker.tasks import task_names
-from gpu_worker.view import TaskLabels, TaskView
 from schemas import ExperimentRequest, ExperimentResult, TaskInfo
-from schemas.artifacts import PredictionSet
+from schemas.artifacts import PredictionSet, TaskLabels, TaskView
 
 SWARM = "w2sbench"
 
@@ -149,7 +148,8 @@ async def _through_bus(
         preds = {}
         for split in ("dev", "final"):
             p = PredictionSet.from_bytes(await artifacts.get(res.predictions[split]))
-            preds[split] = dict(zip(p.ids, p.labels, strict=True))
+            ids = p.ids or tasks[job.task].view.split(split).ids  # packed: the view's order
+            preds[split] = dict(zip(ids, p.label_list(), strict=True))
         _record(tasks[job.task], job.label, preds["dev"], preds["final"])
     return wall, failures
 

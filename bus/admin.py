@@ -9,6 +9,7 @@ import nats.js.errors
 from nats.js import api
 
 from bus import streams, subjects
+from bus.auth import lists_consumers, visible_kinds
 from bus.connection import Bus
 from schemas import Presence
 
@@ -120,10 +121,18 @@ async def swarm_exists(bus: Bus, swarm: str) -> bool:
 
 
 async def swarm_state(bus: Bus, swarm: str) -> SwarmState:
-    """Streams with message counts, consumers with pending work, and who is present."""
+    """Streams with message counts, consumers with pending work, and who is present.
+
+    Only what the bus's role may look at is listed (``bus.auth.visible_kinds``, ``lists_consumers``).
+    """
     state = SwarmState(swarm)
     js = bus.js
+    creds = bus.config.credentials()
+    role = creds.role if creds else None
+    visible, with_consumers = visible_kinds(role), lists_consumers(role)
     for kind in streams.STREAMS:
+        if kind not in visible:
+            continue  # the server refuses this role a look (and refusals answer only by timing out)
         name = streams.stream_name(swarm, kind)
         try:
             info = await js.stream_info(name)
@@ -133,7 +142,7 @@ async def swarm_state(bus: Bus, swarm: str) -> SwarmState:
         state.streams.append(
             StreamState(name, s.messages, s.bytes, s.consumer_count, s.first_seq, s.last_seq)
         )
-        for c in await js.consumers_info(name):
+        for c in await js.consumers_info(name) if with_consumers else []:
             state.consumers.append(
                 ConsumerState(
                     name,

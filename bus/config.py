@@ -8,6 +8,9 @@ from typing import Annotated, Any
 
 import msgspec
 
+from bus.auth import inbox_prefix
+from bus.creds import Credentials, read_credentials
+
 DEFAULT_URL = "nats://127.0.0.1:4222"
 
 
@@ -17,7 +20,12 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         servers: one or more ``nats://`` or ``tls://`` URLs; the client fails over between them.
         name: the connection name the server shows in its monitoring (``aar-worker-gpu1``).
-        creds_file: a NATS user credentials file (``.creds``: JWT and seed).
+        creds_file: a credentials file, either kind (detected from its content): a NATS user
+            ``.creds`` (JWT and seed) or an nkey seed file as ``aar server`` writes for each role
+            (``<data_dir>/creds/<role>.creds``); see ``bus.creds``.
+        inbox_prefix: where replies to this connection go. None: the role named in the
+            credentials file decides (``_INBOX_<role>``, the only inbox that role may read), else
+            nats-py's ``_INBOX``.
         user, password: plain user authentication, for servers configured that way.
         tls_ca_file, tls_cert_file, tls_key_file: TLS trust anchor and client certificate.
         max_reconnect_attempts: reconnects after a drop before giving up (-1: forever).
@@ -31,6 +39,7 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
     )
     name: str | None = None
     creds_file: str | None = None
+    inbox_prefix: str | None = None
     user: str | None = None
     password: str | None = None
     tls_ca_file: str | None = None
@@ -59,6 +68,26 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
             fields["creds_file"] = creds
         fields.update({k: v for k, v in overrides.items() if v is not None})
         return msgspec.convert(fields, cls)
+
+    def credentials(self) -> Credentials | None:
+        """The credentials file, read (None without one).
+
+        Raises:
+            CredentialsError: it cannot be read or is of no known kind.
+        """
+        return read_credentials(self.creds_file) if self.creds_file else None
+
+    def auth_options(self) -> dict[str, Any]:
+        """``nats.connect`` options for the credentials file and the matching inbox prefix.
+
+        Raises:
+            CredentialsError: as ``credentials``.
+        """
+        creds = self.credentials()
+        opts: dict[str, Any] = creds.connect_options() if creds else {}
+        if prefix := self.inbox_prefix or (creds and creds.role and inbox_prefix(creds.role)):
+            opts["inbox_prefix"] = prefix
+        return opts
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A client TLS context when any TLS file is set."""

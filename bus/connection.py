@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import nats
@@ -15,12 +15,14 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
+from nats.protocol.parser import AUTHORIZATION_VIOLATION
 
 from bus import subjects
 from bus.config import BusConfig
-from bus.errors import BusError, PublishError
+from bus.errors import BusError, CredentialsError, PublishError
 from bus.streams import STREAMS
-from schemas import DeadLetter, Envelope, Message, RpcError, SchemaError, decode, decode_as, encode
+from schemas import DeadLetter, Envelope, Message, RpcError, SchemaError, decode, encode
+from schemas.codec import decoder_for
 
 if TYPE_CHECKING:
     from bus.consume import Consumer, Handler, M, StartAt, WorkQueue
@@ -71,7 +73,9 @@ class Bus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._consumers: list[Consumer | WorkQueue] = []
+        self._artifacts: dict[str, Artifacts] = {}
         self._closing = False
+        self._login_refused = False
 
     @classmethod
     def connect(cls, config: BusConfig | None = None, **overrides: Any) -> Bus:
@@ -91,14 +95,16 @@ class Bus:
         """Connect (retrying while the server is not up yet when so configured).
 
         Raises:
+            CredentialsError: the credentials file cannot be used, or the server refused it.
             BusError: no server answered within the connect timeout.
         """
         cfg = self.config
+        auth = cfg.auth_options()  # credentials, and the inbox prefix their role may read
         try:
             self._nc = await nats.connect(
                 servers=cfg.servers,
                 name=cfg.name,
-                user_credentials=cfg.creds_file,
+                **auth,
                 user=cfg.user,
                 password=cfg.password,
                 tls=cfg.ssl_context(),
@@ -113,6 +119,12 @@ class Bus:
                 reconnected_cb=self._on_reconnected,
             )
         except (OSError, TimeoutError, nats.errors.Error) as e:
+            if self._login_refused:
+                raise CredentialsError(
+                    f"NATS at {', '.join(cfg.servers)} refused the credentials "
+                    f"({cfg.creds_file or 'none given'}): pass a role's file with --creds or "
+                    "AAR_NATS_CREDS (`aar server` prints where they are)"
+                ) from e
             raise BusError(f"cannot connect to NATS at {', '.join(cfg.servers)}: {e}") from e
         # nats-py reads this option afresh at every reconnect, so this governs drops from now on.
         self._nc.options["max_reconnect_attempts"] = cfg.max_reconnect_attempts
@@ -238,9 +250,16 @@ class Bus:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    async def publish_core(self, msg: Message, *, subject: str | None = None) -> None:
-        """Send a message at most once over core NATS (not stored; for live-only traffic)."""
-        await self.nc.publish(subject or subjects.subject_for(msg), encode(msg))
+    def publish_core(self, msg: Message, *, subject: str | None = None) -> Coroutine[Any, Any, None]:
+        """Send a message at most once over core NATS (not stored; for live-only traffic).
+
+        Await the result: ``await bus.publish_core(msg)``. The message is encoded when this is
+        called, and the coroutine returned is nats-py's own publish, so the hot path (bench.bus,
+        core pub/sub) has no coroutine frame of ours.
+        """
+        if (nc := self._nc) is None:
+            nc = self.nc  # raises: not connected
+        return nc.publish(subject or subjects.subject_for(msg), encode(msg))
 
     async def dead_letter(
         self, *, swarm: str, consumer: str, raw: Msg, error: BaseException, deliveries: int | None = None
@@ -312,9 +331,11 @@ class Bus:
         subscription goes on.
         """
 
+        decode_msg = decoder_for(expect)  # once per subscription, not per message
+
         async def on_msg(raw: Msg) -> None:
             try:
-                await handler(decode_as(raw.data, expect))
+                await handler(decode_msg(raw.data))
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -364,6 +385,7 @@ class Bus:
         durable: str | None = None,
         start: StartAt | None = None,
         retry: RetryPolicy | None = None,
+        concurrency: int = 1,
     ) -> Consumer:
         """Deliver each stored message of ``kind`` to ``handler``, decoded and validated.
 
@@ -379,6 +401,8 @@ class Bus:
             start: where a new consumer starts: ``StartAt.new()`` (default), ``.all()``,
                 ``.at_time(t)``, ``.at_seq(n)``. Ignored when the durable consumer already exists.
             retry: ack wait, deliveries and backoff of a new durable consumer.
+            concurrency: handlers run at once (each message is still acked on its own); 1 keeps
+                the stream's order.
         """
         from bus.consume import Consumer
         from bus.streams import DEFAULT_RETRY
@@ -393,6 +417,7 @@ class Bus:
             durable=durable,
             start=start,
             retry=retry or DEFAULT_RETRY,
+            concurrency=concurrency,
         )
         await consumer.start()
         self._consumers.append(consumer)
@@ -443,14 +468,17 @@ class Bus:
         return TypedKV(await self.js.key_value(bucket), self.js, bucket)
 
     async def artifacts(self, swarm: str) -> Artifacts:
-        """The swarm's object store, addressed by content hash."""
+        """The swarm's object store, addressed by content hash (opened once per swarm)."""
         from bus.store import Artifacts
 
-        return await Artifacts.open(self, swarm)
+        if (store := self._artifacts.get(swarm)) is None:
+            store = self._artifacts[swarm] = await Artifacts.open(self, swarm)
+        return store
 
     # -- connection events -------------------------------------------------------------------
 
     async def _on_error(self, e: Exception) -> None:
+        self._login_refused |= _refused_login(e)
         if not self._closing:
             log.warning("nats error", extra={"error": repr(e)})
 
@@ -461,6 +489,12 @@ class Bus:
     async def _on_reconnected(self) -> None:
         url = self._nc.connected_url.geturl() if self._nc and self._nc.connected_url else "?"
         log.info("bus reconnected", extra={"url": url})
+
+
+def _refused_login(error: Exception) -> bool:
+    # nats-py hands a refused login to error_cb, as a plain Error holding the server's -ERR line,
+    # then raises only "no servers available"; the protocol's error string is the only code.
+    return isinstance(error, nats.errors.AuthorizationError) or AUTHORIZATION_VIOLATION in str(error).lower()
 
 
 def _is_token(value: str) -> bool:

@@ -122,8 +122,14 @@ class _Dispatcher:
         self.retry = retry
         self.handled = 0
         self.failed = 0
+        # The last stream sequence delivered, decodable or not; parsed only when asked for (replay).
+        self.track_seq = False
+        self.last_seq = 0
 
     async def dispatch(self, raw: Msg) -> None:
+        if self.track_seq:
+            with contextlib.suppress(Exception):
+                self.last_seq = raw.metadata.sequence.stream
         try:
             msg = decode_as(raw.data, self._expect)
         except SchemaError as e:
@@ -204,7 +210,10 @@ class Consumer:
         durable: str | None,
         start: StartAt | None,
         retry: streams.RetryPolicy = streams.DEFAULT_RETRY,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.bus, self.swarm, self.kind = bus, swarm, kind
         self.durable = subjects.token(durable) if durable else None
         self.name = self.durable or f"watch-{new_id()}"
@@ -214,10 +223,33 @@ class Consumer:
             bus, swarm, self.name, handler, expect, acks=self.durable is not None, retry=retry
         )
         self._sub: nats.js.JetStreamContext.PushSubscription | None = None
+        self._slots = asyncio.Semaphore(concurrency) if concurrency > 1 else None
+        self._running: set[asyncio.Task[None]] = set()
 
     @property
     def handled(self) -> int:
         return self._dispatch.handled
+
+    @property
+    def last_seq(self) -> int:
+        """The stream sequence of the last message delivered (tracked only for ``replay``)."""
+        return self._dispatch.last_seq
+
+    async def _dispatch_concurrently(self, raw: Msg) -> None:
+        # nats-py runs a subscription's callback one message at a time: hand each message to a
+        # task and return, so up to ``concurrency`` handlers overlap (acks stay per message).
+        assert self._slots is not None
+        await self._slots.acquire()
+        task = asyncio.create_task(self._dispatch.dispatch(raw))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        assert self._slots is not None
+        self._slots.release()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("handler task crashed", exc_info=exc, extra={"consumer": self.name})
 
     async def start(self) -> None:
         stream = streams.stream_name(self.swarm, self.kind)
@@ -239,7 +271,7 @@ class Consumer:
                 stream=stream,
                 durable=self.durable,
                 config=config,
-                cb=self._dispatch.dispatch,
+                cb=self._dispatch.dispatch if self._slots is None else self._dispatch_concurrently,
                 manual_ack=True,
                 ordered_consumer=self.durable is None,
                 idle_heartbeat=5.0,
@@ -262,6 +294,12 @@ class Consumer:
         except (TimeoutError, nats.errors.Error):
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=grace_s)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending)
 
 
 class WorkQueue:
@@ -383,3 +421,48 @@ class WorkQueue:
                 if now - started >= self._heartbeat_s / 2:
                     with contextlib.suppress(nats.errors.Error, OSError):
                         await raw.in_progress()
+
+
+async def replay(
+    bus: Bus, swarm: str, kind: subjects.Kind, expect: type[M], *, timeout_s: float = 60.0
+) -> list[M]:
+    """Every message of ``kind`` stored in ``swarm``'s stream now, oldest first (for rebuilding state).
+
+    Undecodable messages are skipped with a warning (they were dead-lettered when first consumed).
+
+    Raises:
+        BusError: the stream does not exist, or the replay did not finish within ``timeout_s``.
+    """
+    stream = streams.stream_name(swarm, kind)
+    try:
+        info = await bus.js.stream_info(stream)
+    except nats.js.errors.NotFoundError as e:
+        raise BusError(f"stream {stream} does not exist: run ensure_swarm({swarm!r})") from e
+    last = info.state.last_seq
+    out: list[M] = []
+    if info.state.messages == 0:
+        return out
+    done = asyncio.Event()
+
+    async def collect(msg: M, delivery: Delivery) -> None:
+        out.append(msg)
+        if (delivery.stream_seq or 0) >= last:
+            done.set()
+
+    consumer = Consumer(bus, swarm, kind, collect, expect=expect, key="*", durable=None, start=StartAt.all())
+    consumer._dispatch.track_seq = True
+    await consumer.start()
+    try:
+        # An undecodable last message never reaches ``collect``: also stop when the consumer has
+        # seen the last sequence by any route (checked on a short tick).
+        deadline = time.monotonic() + timeout_s
+        while not done.is_set():
+            if time.monotonic() > deadline:
+                raise BusError(f"replay of {stream} did not finish in {timeout_s}s ({len(out)} messages)")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), 0.2)
+            if consumer.last_seq >= last:
+                break
+    finally:
+        await consumer.close()
+    return out

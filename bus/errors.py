@@ -21,6 +21,10 @@ class PublishError(BusError):
     """A JetStream publish was not acknowledged in time, even after retries."""
 
 
+class CredentialsError(BusError):
+    """A credentials file cannot be read, is not of a kind aar knows, or the server refused it."""
+
+
 class ServerError(BusError):
     """The embedded nats-server could not be configured, started or stopped."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -94,7 +95,8 @@ class ServerConfig:
             f"  sync_interval: {sync}",
             "}",
         ]
-        lines += [f'include "{p}"' for p in self.include]
+        # nats-server resolves an include against the config file's directory, even an absolute one.
+        lines += [f'include "{os.path.relpath(p, self.config_path.parent)}"' for p in self.include]
         return "\n".join(lines) + "\n"
 
 
@@ -183,6 +185,30 @@ class NatsServer:
         await self.stop()
         await self.start()
 
+    async def reload(self, timeout: float = HEALTH_TIMEOUT_S) -> None:
+        """Rewrite the config file and have the running server apply it (as SIGHUP does).
+
+        Connected clients keep their connections and get the new permissions. Returns once the
+        server reports the new config as loaded.
+
+        Raises:
+            ServerError: the server is not running, or did not apply the config in time (it
+                keeps the old one when the new one is invalid; its log says why).
+        """
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            raise ServerError("nats-server is not running")
+        cfg = self.config
+        before = await _config_load_time(cfg.host, cfg.monitor_port)
+        cfg.config_path.write_text(cfg.render())
+        proc.send_signal(signal.SIGHUP)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (loaded := await _config_load_time(cfg.host, cfg.monitor_port)) in (before, None):
+            if asyncio.get_running_loop().time() > deadline:
+                raise ServerError(f"nats-server did not reload its config:\n{self._log_tail()}")
+            await asyncio.sleep(0.05)
+        log.info("nats-server reloaded", extra={"pid": proc.pid, "config_load_time": loaded})
+
     async def wait(self) -> int:
         """Wait for the server to exit on its own and return its exit code."""
         if self._proc is None:
@@ -213,22 +239,44 @@ class NatsServer:
 
 
 async def _healthz(host: str, port: int) -> bool:
-    """True when ``GET /healthz?js-enabled-only=true`` answers 200 (JetStream is up)."""
+    """True when ``GET /healthz`` answers 200 (JetStream is up)."""
+    response = await _http_get(host, port, "/healthz")
+    return response is not None and response[0] == 200
+
+
+async def _config_load_time(host: str, port: int) -> str | None:
+    """When the server last loaded its config (``/varz``), or None when it does not answer."""
+    response = await _http_get(host, port, "/varz")
+    if response is None or response[0] != 200:
+        return None
+    try:
+        loaded = json.loads(response[1]).get("config_load_time")
+    except ValueError:
+        return None
+    return loaded if isinstance(loaded, str) else None
+
+
+async def _http_get(host: str, port: int, path: str) -> tuple[int, bytes] | None:
+    """Status and body of a plain HTTP GET on the monitoring port; None when it cannot be had."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
     except (OSError, TimeoutError):
-        return False
+        return None
     try:
-        writer.write(f"GET /healthz HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
         await writer.drain()
-        status = await asyncio.wait_for(reader.readline(), 1.0)
-        return b" 200 " in status
+        raw = await asyncio.wait_for(reader.read(), 2.0)
     except (OSError, TimeoutError):
-        return False
+        return None
     finally:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    parts = head.split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        return None
+    return int(parts[1]), body
 
 
 def _url_host(host: str) -> str:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import nats.js.errors
-from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
-from nats.js.object_store import ObjectStore
+from nats.js import JetStreamContext, api
+from nats.js.kv import MSG_ROLLUP_SUBJECT, KeyValue
+from nats.js.object_store import (
+    OBJ_CHUNKS_PRE_TEMPLATE,
+    OBJ_DEFAULT_CHUNK_SIZE,
+    OBJ_DIGEST_TEMPLATE,
+    OBJ_META_PRE_TEMPLATE,
+    ObjectStore,
+)
 
 from bus import streams
 from bus.errors import BusError
@@ -53,7 +63,7 @@ class TypedKV:
         nats-py's ``KeyValue.keys()`` races its own watcher under load and can report an empty
         bucket that is not; the stream's per-subject counts cannot.
         """
-        info = await self._js.stream_info(f"KV_{self.bucket}", subjects_filter=">")
+        info = await self._js.stream_info(streams.kv_stream(self.bucket), subjects_filter=">")
         prefix = f"$KV.{self.bucket}."
         return sorted(s[len(prefix) :] for s in (info.state.subjects or {}) if s.startswith(prefix))
 
@@ -94,13 +104,15 @@ class TypedKV:
 class Artifacts:
     """The swarm's object store; an artifact's name is its sha256, so storing is idempotent."""
 
-    def __init__(self, store: ObjectStore) -> None:
-        self._store = store
+    def __init__(self, store: ObjectStore, js: JetStreamContext, bucket: str) -> None:
+        self._store, self._js, self._bucket = store, js, bucket
+        self._stream = streams.object_stream(bucket)
 
     @classmethod
     async def open(cls, bus: Bus, swarm: str) -> Artifacts:
+        bucket = streams.artifacts_bucket(swarm)
         try:
-            return cls(await bus.js.object_store(streams.artifacts_bucket(swarm)))
+            return cls(await bus.js.object_store(bucket), bus.js, bucket)
         except nats.js.errors.NotFoundError as e:
             raise BusError(f"no artifact store for swarm {swarm!r}: run ensure_swarm first") from e
 
@@ -108,6 +120,9 @@ class Artifacts:
         """Store ``data`` (unless already there) and return its reference."""
         digest = hashlib.sha256(data).hexdigest()
         ref = ArtifactRef(name=digest, sha256=digest, size=len(data), content_type=content_type)
+        if 0 < len(data) <= OBJ_DEFAULT_CHUNK_SIZE:
+            await self._put_one_chunk(digest, data)
+            return ref
         try:
             info = await self._store.get_info(digest)
             if info.size == len(data) and not info.deleted:
@@ -124,13 +139,77 @@ class Artifacts:
             BusError: it is missing, or its bytes do not match the reference.
         """
         try:
-            result = await self._store.get(ref.name)
+            data = await self._addressed_chunk(ref) if 0 < ref.size <= OBJ_DEFAULT_CHUNK_SIZE else None
+            if data is None:
+                data = await self._one_chunk(ref.name)
+            if data is None:
+                data = (await self._store.get(ref.name)).data or b""
         except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError) as e:
             raise BusError(f"artifact {ref.name} not found") from e
-        data = result.data or b""
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             raise BusError(f"artifact {ref.name} does not match its sha256")
         return data
+
+    # An artifact of one chunk is stored the object store's way (a chunk and a meta entry that any
+    # client reads), but its chunk subject is named by its hash rather than a random nuid, so a
+    # reader that holds the reference gets it with one direct get, and a writer stores it with two
+    # pipelined publishes. Rollup headers make a second put of the same bytes replace, not duplicate.
+    async def _put_one_chunk(self, digest: str, data: bytes) -> None:
+        nuid = digest[:32]
+        info = api.ObjectInfo(
+            name=digest,
+            bucket=self._bucket,
+            nuid=nuid,
+            size=len(data),
+            chunks=1,
+            mtime=datetime.now(UTC).isoformat(),
+            digest=OBJ_DIGEST_TEMPLATE.format(
+                digest=base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode()
+            ),
+            options=api.ObjectMetaOptions(max_chunk_size=OBJ_DEFAULT_CHUNK_SIZE),
+        )
+        rollup: dict[str, Any] = {api.Header.ROLLUP.value: MSG_ROLLUP_SUBJECT}
+        chunk = self._js.publish(
+            OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=self._bucket, obj=nuid), data, headers=rollup
+        )
+        meta = self._js.publish(
+            self._meta_subject(digest), json.dumps(info.as_dict()).encode(), headers=rollup
+        )
+        await asyncio.gather(chunk, meta)
+
+    async def _addressed_chunk(self, ref: ArtifactRef) -> bytes | None:
+        subject = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=self._bucket, obj=ref.sha256[:32])
+        try:
+            msg = await self._js.get_msg(self._stream, subject=subject, direct=True)
+        except nats.js.errors.NotFoundError:
+            return None  # stored by another client, with a random nuid
+        data = msg.data or b""
+        return data if hashlib.sha256(data).hexdigest() == ref.sha256 else None
+
+    def _meta_subject(self, name: str) -> str:
+        return OBJ_META_PRE_TEMPLATE.format(
+            bucket=self._bucket, obj=base64.urlsafe_b64encode(name.encode()).decode()
+        )
+
+    async def _one_chunk(self, name: str) -> bytes | None:
+        """An object of one chunk by two direct gets (meta, then chunk); None when it has more.
+
+        nats-py's ``ObjectStore.get`` creates an ordered consumer per object: several round trips
+        and a consumer the server must set up and tear down. Most artifacts (prediction sets, code)
+        fit one 128 KiB chunk, and a scorer reads thousands a second (bench.scorer).
+        """
+        try:
+            meta = await self._js.get_msg(self._stream, subject=self._meta_subject(name), direct=True)
+        except nats.js.errors.NotFoundError as e:
+            raise nats.js.errors.ObjectNotFoundError from e
+        info = json.loads(meta.data or b"{}")
+        if info.get("deleted"):
+            raise nats.js.errors.ObjectDeletedError
+        if info.get("chunks") != 1 or not info.get("nuid"):
+            return None
+        chunk_subject = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=self._bucket, obj=info["nuid"])
+        chunk = await self._js.get_msg(self._stream, subject=chunk_subject, direct=True)
+        return chunk.data or b""
 
 
 class NamedObjects:

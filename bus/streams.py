@@ -148,6 +148,11 @@ def labels_bucket(swarm: str) -> str:
     return f"aar_{token(swarm)}_labels"
 
 
+def weak_predictions_object(task: str) -> str:
+    """The label store's name for a task's weak-supervisor predictions (beside its labels, ``task``)."""
+    return f"{token(task)}.weak"
+
+
 @dataclass(frozen=True, slots=True)
 class KeyValueSpec:
     bucket: str
@@ -180,3 +185,23 @@ def object_stores(swarm: str) -> tuple[ObjectStoreSpec, ...]:
         ObjectStoreSpec(artifacts_bucket(swarm), f"aar {swarm}: artifacts by sha256"),
         ObjectStoreSpec(labels_bucket(swarm), f"aar {swarm}: gold labels (scorer and operator only)"),
     )
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream behind a key-value bucket (the name nats-py and the server give it)."""
+    return f"KV_{bucket}"
+
+
+def kv_keys(bucket: str) -> str:
+    """Every key of a bucket as a subject filter; a put or delete publishes on ``$KV.<bucket>.<key>``."""
+    return f"$KV.{bucket}.>"
+
+
+def object_stream(bucket: str) -> str:
+    """The stream behind an object store."""
+    return f"OBJ_{bucket}"
+
+
+def object_subjects(bucket: str) -> tuple[str, str]:
+    """Where an object store keeps its objects: their chunks and their metadata."""
+    return f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"

@@ -10,9 +10,17 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from cli.agent_cmd import add_agent_parsers, run_agent, run_agent_list
 from cli.errors import CliError
 from cli.logs import setup_logging
-from cli.options import add_connection_flags, add_logging_flags, add_swarm_flag, parse_duration
+from cli.options import (
+    add_connection_flags,
+    add_logging_flags,
+    add_swarm_flag,
+    add_swarms_flag,
+    parse_duration,
+)
+from cli.scorer_cmd import add_scorer_parsers, run_budget, run_leaderboard, run_scorer
 from cli.server_cmd import add_server_flags, run_server
 from cli.status import run_status
 from cli.tail import CHOICES, STORED_KINDS, run_tail
@@ -31,10 +39,11 @@ def _server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "server",
         help="run the embedded nats-server (JetStream) until Ctrl-C",
         description="Run nats-server with an aar config and create the swarm's streams. "
-        "Prints the nats:// URL once clients can connect.",
+        "Prints the nats:// URL once clients can connect, and where each role's credentials "
+        "are: the server enforces what each role (agent, worker, scorer, observer, admin) may do.",
     )
     add_server_flags(p)
-    add_swarm_flag(p)
+    add_swarms_flag(p)
     add_logging_flags(p)
     p.set_defaults(command="server", default_log_level="info")
 
@@ -142,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         _status_parser,
         add_worker_parser,
         add_tasks_parsers,
+        add_scorer_parsers,
+        add_agent_parsers,
     ):
         add(sub)
     return parser
@@ -156,6 +167,11 @@ COMMANDS: dict[str, Command] = {
     "tasks-prepare": run_tasks_prepare,
     "tasks-list": run_tasks_list,
     "baselines": run_baselines,
+    "scorer": run_scorer,
+    "leaderboard": run_leaderboard,
+    "budget": run_budget,
+    "agent-run": run_agent,
+    "agent-list": run_agent_list,
 }
 
 

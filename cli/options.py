@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from bus import Bus, BusConfig, BusError, InvalidSubjectError
+from bus.errors import CredentialsError
 from bus.subjects import token
 from cli.errors import CliError
 
@@ -45,6 +46,26 @@ def add_swarm_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_swarms_flag(parser: argparse.ArgumentParser) -> None:
+    """``--swarm``, repeatable, into ``args.swarms`` (for ``aar server``, which serves several)."""
+    parser.add_argument(
+        "--swarm",
+        dest="swarms",
+        action="append",
+        type=swarm_name,
+        default=None,
+        metavar="SWARM",
+        help="a swarm to create and let the roles use; repeat for several (env AAR_SWARM; "
+        f"default {os.environ.get('AAR_SWARM') or DEFAULT_SWARM}). Swarms already in the store, "
+        "and any created later, are added on their own",
+    )
+
+
+def swarms_from(args: argparse.Namespace) -> list[str]:
+    """The swarms ``add_swarms_flag`` collected, or the default one."""
+    return list(dict.fromkeys(args.swarms or [os.environ.get("AAR_SWARM") or DEFAULT_SWARM]))
+
+
 def add_connection_flags(parser: argparse.ArgumentParser) -> None:
     """Where the NATS server is and how to authenticate (falls back to AAR_NATS_URL / AAR_NATS_CREDS)."""
     group = parser.add_argument_group("connection")
@@ -55,7 +76,12 @@ def add_connection_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="NATS server URL; repeat or comma-separate for a cluster (env AAR_NATS_URL)",
     )
-    group.add_argument("--creds", metavar="FILE", help="NATS credentials file (env AAR_NATS_CREDS)")
+    group.add_argument(
+        "--creds",
+        metavar="FILE",
+        help="credentials file: a role's file from `aar server` (<data_dir>/creds/<role>.creds) "
+        "or a NATS .creds (env AAR_NATS_CREDS)",
+    )
     group.add_argument("--user", help="user name, for servers with plain user auth")
     group.add_argument("--password", help="password for --user")
     group.add_argument("--tls-ca", metavar="FILE", help="CA certificate to trust")
@@ -152,6 +178,8 @@ async def open_bus(config: BusConfig) -> AsyncIterator[Bus]:
     with _quiet_connect_errors():
         try:
             await bus.start()
+        except CredentialsError as e:
+            raise CliError(str(e)) from e
         except BusError as e:
             raise CliError(f"{e} (is `aar server` or `aar up` running? set --nats or AAR_NATS_URL)") from e
     url = bus.nc.connected_url.geturl() if bus.nc.connected_url else "?"

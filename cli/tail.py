@@ -19,6 +19,7 @@ from nats.aio.subscription import Subscription
 
 from bus import Bus, Delivery, Kind, StartAt, list_swarms, streams, subjects
 from bus.admin import swarm_exists
+from bus.auth import readable_kinds
 from cli import format as fmt
 from cli.errors import CliError
 from cli.options import bus_config, open_bus
@@ -181,13 +182,16 @@ async def run_tail(args: argparse.Namespace) -> int:
     Raises:
         CliError: the server cannot be reached or the swarm does not exist.
     """
-    kinds: list[str] = list(dict.fromkeys(args.kinds)) or [k.value for k in STORED_KINDS]
     start, since = _start_at(args)
     printer = Printer(as_json=args.json, colour=use_colour(), limit=args.count)
     tasks: list[asyncio.Task[None]] = []
     interrupted = False
     config = bus_config(args, name="aar-tail", one_shot=True)
     async with open_bus(config) as bus:
+        # By default, what these credentials may read (an observer is not shown the verdicts).
+        role = creds.role if (creds := config.credentials()) else None
+        readable = readable_kinds(role)
+        kinds = list(dict.fromkeys(args.kinds)) or [k.value for k in STORED_KINDS if k in readable]
         await _check_swarm(bus, args.swarm)
         core_sub: Subscription | None = None
         try:

@@ -17,9 +17,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
-from bus import Bus, BusConfig, ensure_swarm
-from cli.options import ONE_SHOT_CONNECT_TIMEOUT_S, bus_config, open_bus, redact, servers_from
-from cli.server_cmd import embedded_server, server_config
+from bus import Bus, NatsServer, ensure_swarm
+from bus.auth import Role
+from bus.creds import ServerAuth
+from cli.options import bus_config, open_bus, redact, servers_from
+from cli.server_cmd import (
+    admin_bus_config,
+    creds_lines,
+    embedded_server,
+    enable_auth,
+    keep_swarms_authorized,
+    server_config,
+)
 from cli.signals import stop_on_signals, wait_for_stop
 
 log = logging.getLogger("aar.cli")
@@ -33,6 +42,8 @@ class UpContext:
     swarm: str
     urls: list[str] = field(default_factory=list)
     embedded: bool = False
+    server: NatsServer | None = None
+    auth: ServerAuth | None = None  # the embedded server's users; None when attached or --no-auth
     bus: Bus | None = None
     notes: list[str] = field(default_factory=list)  # extra lines for the banner
 
@@ -48,27 +59,28 @@ class Service:
 @contextlib.asynccontextmanager
 async def _nats(ctx: UpContext) -> AsyncIterator[None]:
     config = server_config(ctx.args)
-    async with embedded_server(config):
-        ctx.urls, ctx.embedded = [config.client_url], True
+    ctx.auth = enable_auth(ctx.args, config, [ctx.swarm])
+    async with embedded_server(config) as server:
+        ctx.urls, ctx.embedded, ctx.server = [config.client_url], True, server
         ctx.notes.append(f"embedded nats-server: monitor {config.monitor_url}, data {config.data_dir}")
-        yield
+        try:
+            yield
+        finally:
+            ctx.server = None
 
 
 @contextlib.asynccontextmanager
 async def _bus(ctx: UpContext) -> AsyncIterator[None]:
-    if ctx.embedded:
-        # Our own server has no auth or TLS: the connection flags describe someone else's server.
-        config = BusConfig(
-            servers=ctx.urls,
-            name="aar-up",
-            connect_timeout_s=ONE_SHOT_CONNECT_TIMEOUT_S,
-            connect_attempts=1,
-        )
+    if ctx.server is not None:
+        # Our own server, as its operator: the connection flags describe someone else's server.
+        config = admin_bus_config(ctx.server.config, ctx.auth, name="aar-up")
     else:
         config = bus_config(ctx.args, name="aar-up", one_shot=True)
         ctx.urls = list(config.servers)
     async with open_bus(config) as bus:
         await ensure_swarm(bus, ctx.swarm)
+        if ctx.server is not None and ctx.auth is not None:
+            await keep_swarms_authorized(bus, ctx.server, ctx.auth)
         ctx.bus = bus
         try:
             yield
@@ -97,14 +109,19 @@ def fresh_swarm(swarm: str, now: float | None = None) -> str:
 def banner(ctx: UpContext) -> str:
     """How to attach to the running swarm."""
     url = ",".join(redact(u) for u in ctx.urls)
+
+    def creds(role: Role) -> str:
+        return f" --creds {ctx.auth.creds_path(role)}" if ctx.auth else ""
+
     lines = [
         f"aar: NATS ready at {url}",
         *(f"aar: {n}" for n in ctx.notes),
+        *(creds_lines(ctx.auth) if ctx.embedded else []),
         f"aar: swarm {ctx.swarm!r} is up. Attach from another terminal with:",
-        f"  aar tail --nats {url} --swarm {ctx.swarm}",
-        f"  aar status --nats {url} --swarm {ctx.swarm}",
-        f"  aar tasks prepare rt --nats {url} --swarm {ctx.swarm}    # operator: publish a task",
-        f"  aar worker --nats {url} --swarm {ctx.swarm}              # run experiments here",
+        f"  aar tail --nats {url} --swarm {ctx.swarm}{creds(Role.OBSERVER)}",
+        f"  aar status --nats {url} --swarm {ctx.swarm}{creds(Role.OBSERVER)}",
+        f"  aar tasks prepare rt --nats {url} --swarm {ctx.swarm}{creds(Role.ADMIN)}  # operator: add a task",
+        f"  aar worker --nats {url} --swarm {ctx.swarm}{creds(Role.WORKER)}  # run experiments here",
         "aar: Ctrl-C to stop",
     ]
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from gpu_worker.pipeline import (
 from gpu_worker.prompting import PromptSpec
 from gpu_worker.splits import SplitSizes, make_split
 from gpu_worker.tasks import load_task, task_names, task_spec
-from gpu_worker.view import SplitTexts, TaskLabels, TaskView
+from schemas.artifacts import SplitTexts, TaskLabels, TaskView
 
 __all__ = [
     "BadParamsError",

@@ -17,8 +17,8 @@ from gpu_worker.scoring import baselines
 from gpu_worker.splits import SplitSizes, make_split
 from gpu_worker.tasks import Columns, load_task, task_names, task_spec
 from gpu_worker.tasks.files import DEFAULT_COLUMNS
-from gpu_worker.view import EVAL_SPLITS, TaskLabels, TaskView
 from schemas import Baseline, TaskInfo
+from schemas.artifacts import EVAL_SPLITS, TaskLabels, TaskView, WeakPredictions
 
 log = logging.getLogger("aar.tasks")
 
@@ -112,6 +112,9 @@ async def record_baselines(
 ) -> Baseline:
     """Compute weak, ceiling and naive accuracy over ``seeds`` seeds and store the means.
 
+    The weak supervisor's own dev and final predictions go to the label store beside the gold labels
+    (the scorer's weak-copy detector compares submissions with them).
+
     ``spread`` holds the seed standard deviations (``weak_dev``, ``ceiling_dev``, ``naive_pgr_dev``...).
     """
     info, view, labels = await load_prepared(bus, swarm, task)
@@ -141,6 +144,15 @@ async def record_baselines(
         naive_pgr={s: statistics.fmean(v) for s, v in naive_pgrs.items()},
         spread=spread,
     )
+    weak_preds = WeakPredictions(
+        task=task,
+        view_digest=info.view_digest,
+        weak_model=weak,
+        dev=dict(zip(view.dev.ids, feats.weak_probs["dev"].argmax(1).tolist(), strict=True)),
+        final=dict(zip(view.final.ids, feats.weak_probs["final"].argmax(1).tolist(), strict=True)),
+    )
+    label_store = await NamedObjects.open(bus, streams.labels_bucket(swarm))
+    await label_store.put(streams.weak_predictions_object(task), weak_preds.to_bytes())
     await (await bus.kv(streams.baselines_bucket(swarm))).put(task, record)
     return record
 

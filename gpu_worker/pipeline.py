@@ -20,7 +20,7 @@ from gpu_worker.models.base import Array
 from gpu_worker.models.finetune import FinetuneConfig, Progress, finetune_student
 from gpu_worker.models.tfidf import tfidf_weak_probs
 from gpu_worker.prompting import PromptSpec, prompt_scores
-from gpu_worker.view import EVAL_SPLITS, SPLITS, TaskView
+from schemas.artifacts import EVAL_SPLITS, SPLITS, TaskView
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gpu_worker.errors import UnknownNameError
-from gpu_worker.view import TaskView
+from schemas.artifacts import TaskView
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from gpu_worker.features import FeatureTable
 from gpu_worker.models.base import Array
 from gpu_worker.models.scorer import get_scorer
 from gpu_worker.prompt_templates import PromptTemplate, template_for
-from gpu_worker.view import TaskView
+from schemas.artifacts import TaskView
 
 # Splits methods read: the transfer pool and the unlabelled eval texts (weak_train feeds demonstrations).
 PROMPT_SPLITS = ("pool", "dev", "final")

@@ -10,7 +10,7 @@ import numpy as np
 
 from gpu_worker.heads import DEFAULT_HEAD, HeadConfig, fit_labels
 from gpu_worker.pipeline import Predictions, TaskFeatures, run_experiment
-from gpu_worker.view import EVAL_SPLITS, TaskLabels, TaskView
+from schemas.artifacts import EVAL_SPLITS, TaskLabels, TaskView
 
 
 class Baselines(msgspec.Struct, frozen=True, kw_only=True):

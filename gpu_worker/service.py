@@ -38,7 +38,6 @@ from gpu_worker.pipeline import (
 )
 from gpu_worker.prompting import PromptSpec
 from gpu_worker.sandbox import SandboxLimits, run_custom
-from gpu_worker.view import EVAL_SPLITS, TaskView
 from schemas import (
     ArtifactRef,
     ExperimentProgress,
@@ -48,7 +47,7 @@ from schemas import (
     Presence,
     TaskInfo,
 )
-from schemas.artifacts import PredictionSet
+from schemas.artifacts import EVAL_SPLITS, PredictionSet, TaskView
 
 log = logging.getLogger("aar.worker")
 
@@ -308,11 +307,10 @@ class Worker:
         for split in EVAL_SPLITS:
             by_id: Mapping[str, int] = getattr(preds, split)
             ids = prepared.view.split(split).ids
-            data = PredictionSet(
+            data = PredictionSet.in_view_order(
                 task=preds.task,
                 split=split,
                 view_digest=prepared.info.view_digest,
-                ids=ids,
                 labels=[by_id[i] for i in ids],
             ).to_bytes()
             refs[split] = await artifacts.put(data, content_type="application/x-aar-predictions+msgpack")

@@ -9,7 +9,7 @@ import numpy as np
 
 from gpu_worker.errors import DataError
 from gpu_worker.tasks.base import TaskData
-from gpu_worker.view import SplitTexts, TaskLabels, TaskView
+from schemas.artifacts import SplitTexts, TaskLabels, TaskView
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from torch import nn
 from gpu_worker.errors import TaskFailedError
 from gpu_worker.models.base import Array
 from gpu_worker.models.hf import device, minilm_dir
-from gpu_worker.view import SplitTexts, TaskView
+from schemas.artifacts import SplitTexts, TaskView
 
 # progress(step, total_steps, loss)
 Progress = Callable[[int, int, float], None]

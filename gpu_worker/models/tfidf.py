@@ -10,7 +10,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[impo
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
 from gpu_worker.models.base import Array
-from gpu_worker.view import SPLITS, TaskView
+from schemas.artifacts import SPLITS, TaskView
 
 Analyzer = Literal["word", "char_wb"]
 

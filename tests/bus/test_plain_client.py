@@ -12,7 +12,17 @@ import pytest
 
 from bus import Bus, Kind, subjects
 from bus import streams as st
-from schemas import Baseline, Message, Presence, RpcError, TaskInfo, kind_of
+from schemas import (
+    Baseline,
+    BudgetQuery,
+    BudgetStatus,
+    Leaderboard,
+    Message,
+    Presence,
+    RpcError,
+    TaskInfo,
+    kind_of,
+)
 from tests.schemas.test_codec import one_of_each
 
 PLAIN_READER = textwrap.dedent("""
@@ -37,6 +47,9 @@ PLAIN_READER = textwrap.dedent("""
                     kinds.add(json.loads(msg.data)["kind"])
         reply = await nc.request(f"aar.{swarm}.rpc.leaderboard", b"{}", timeout=5)
         kinds.add(json.loads(reply.data)["kind"])
+        query = {"kind": "budget_query", "swarm": swarm, "sender": "plain"}
+        reply = await nc.request(f"aar.{swarm}.rpc.budget", json.dumps(query).encode(), timeout=5)
+        kinds.add(json.loads(reply.data)["kind"])
         await nc.close()
         print(json.dumps(sorted(kinds)))
 
@@ -50,19 +63,27 @@ async def test_a_plain_nats_client_reads_every_kind_as_json(
     async def unavailable(msg: Message) -> Message:
         raise LookupError("no leaderboard yet")
 
-    # Replies (rpc_error) travel on request/reply, presence, tasks and baselines in buckets, the rest
-    # in streams.
+    async def budget(msg: Message) -> Message:
+        assert isinstance(msg, BudgetQuery)
+        return next(m for m in one_of_each(swarm) if isinstance(m, BudgetStatus))
+
+    # Replies (rpc_error, budget_status) travel on request/reply; presence, tasks, baselines and
+    # leaderboards in buckets; the rest in streams. A budget_query is what the client itself sends.
     await bus.serve(subjects.rpc(swarm, "leaderboard"), unavailable, swarm=swarm, name="board")
+    await bus.serve(subjects.rpc(swarm, "budget"), budget, swarm=swarm, name="budget")
     expected = set()
     for msg in one_of_each(swarm):
-        expected.add(kind_of(type(msg)))
+        if not isinstance(msg, BudgetQuery):
+            expected.add(kind_of(type(msg)))
         if isinstance(msg, Presence):
             await (await bus.kv(st.presence_bucket(swarm))).put(msg.name, msg)
         elif isinstance(msg, TaskInfo):
             await (await bus.kv(st.tasks_bucket(swarm))).put(msg.task, msg)
         elif isinstance(msg, Baseline):
             await (await bus.kv(st.baselines_bucket(swarm))).put(msg.task, msg)
-        elif not isinstance(msg, RpcError):
+        elif isinstance(msg, Leaderboard):
+            await (await bus.kv(st.leaderboard_bucket(swarm))).put(msg.task, msg)
+        elif not isinstance(msg, (RpcError, BudgetQuery, BudgetStatus)):
             await bus.publish(msg)
     script = tmp_path / "plain_reader.py"
     script.write_text(PLAIN_READER)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 
@@ -86,6 +87,24 @@ async def test_artifacts_are_content_addressed_and_checked(bus: Bus, swarm: str)
         await store.get(forged)
     with pytest.raises(BusError, match="not found"):
         await store.get(ArtifactRef(name="f" * 64, sha256="f" * 64, size=1))
+
+
+async def test_small_artifacts_are_one_chunk_any_object_store_client_reads(bus: Bus, swarm: str) -> None:
+    from bus import streams
+
+    store = await bus.artifacts(swarm)
+    blob = b"predictions " * 1000
+    ref = await store.put(blob)
+    assert await store.put(blob) == ref  # a second put replaces, never duplicates
+    plain = await bus.js.object_store(streams.artifacts_bucket(swarm))
+    assert (await plain.get(ref.name)).data == blob  # nats-py reads it the object store's way
+    info = await bus.js.stream_info(streams.object_stream(streams.artifacts_bucket(swarm)))
+    assert info.state.messages == 2  # one chunk and one meta entry, however often it is put
+    # An object another client stored (random chunk subject) is found through its meta entry.
+    other = b"stored by someone else"
+    await plain.put(hashlib.sha256(other).hexdigest(), other)
+    digest = hashlib.sha256(other).hexdigest()
+    assert await store.get(ArtifactRef(name=digest, sha256=digest, size=len(other))) == other
 
 
 async def test_core_subscription_is_typed_and_dead_letters_bad_input(bus: Bus, swarm: str) -> None:

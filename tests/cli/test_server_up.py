@@ -1,4 +1,7 @@
-"""``aar server`` as a real process, ``aar up`` in-process, and what happens when a port is taken."""
+"""``aar server`` as a real process, ``aar up`` in-process, and what happens when a port is taken.
+
+Both run the embedded server with authorization on unless ``--no-auth``.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,14 @@ import socket
 import sys
 from pathlib import Path
 
-import nats
+import pytest
 
-from bus import Bus, list_swarms
+from bus import Bus, BusConfig, BusError, PublishError, ensure_swarm, list_swarms
+from bus.auth import Role
 from bus.natsd import free_port
+from schemas import Hypothesis, Message
 from tests.cli.conftest import RunCli
+from tests.helpers import eventually
 
 AAR = Path(sys.executable).parent / "aar"
 
@@ -26,7 +32,9 @@ async def _read_until(stream: asyncio.StreamReader, pattern: str, timeout: float
     raise AssertionError(f"output ended before {pattern!r}")
 
 
-async def test_server_prints_url_serves_clients_and_stops_on_sigint(tmp_path: Path) -> None:
+async def test_server_prints_url_and_creds_enforces_roles_and_stops_on_sigint(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
     port, monitor = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(
         str(AAR),
@@ -44,13 +52,31 @@ async def test_server_prints_url_serves_clients_and_stops_on_sigint(tmp_path: Pa
         assert proc.stdout is not None
         url = (await _read_until(proc.stdout, r"NATS ready at (nats://\S+)")).group(1)
         assert url == f"nats://127.0.0.1:{port}"
+        creds = {
+            m.group(2): m.group(1)
+            for m in [await _read_until(proc.stdout, r"--creds (\S+/(\w+)\.creds)") for _ in Role]
+        }
+        assert creds == {r.value: str(tmp_path / "creds" / f"{r.value}.creds") for r in Role}
 
-        nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=1)
-        try:
-            info = await nc.jetstream().stream_info("AAR_default_FORUM")  # `aar server` made the swarm
+        with pytest.raises(BusError):  # authorization is on: no credentials, no entry
+            await Bus.connect(BusConfig(servers=[url], connect_attempts=1)).start()
+
+        admin = BusConfig(servers=[url], creds_file=creds["admin"], connect_attempts=1)
+        agent = BusConfig(servers=[url], creds_file=creds["agent"], connect_attempts=1, publish_timeout_s=0.5)
+        async with Bus.connect(admin) as op, Bus.connect(agent) as ag:
+            info = await op.js.stream_info("AAR_default_FORUM")  # `aar server` made the swarm
             assert info.state.messages == 0
-        finally:
-            await nc.close()
+            await ag.publish(Hypothesis(swarm="default", sender="a1", title="hi"))
+            # The observer's credentials are enough for status and tail; verdicts stay hidden.
+            status = await run_cli("status", "--nats", url, "--creds", creds["observer"])
+            assert status.rc == 0, status.err
+            assert "AAR_default_HYPOTHESES" in status.out and "VERDICTS" not in status.out
+            tail = await run_cli("tail", "--nats", url, "--creds", creds["observer"], "--all", "--count", "1")
+            assert tail.rc == 0 and "hi" in tail.out, tail.err
+            # A swarm made while the server runs is authorized once its streams appear.
+            await ensure_swarm(op, "later")
+            later = Hypothesis(swarm="later", sender="a1", title="hi")
+            await eventually(lambda: _published(ag, later), timeout=15)
 
         proc.send_signal(signal.SIGINT)
         async with asyncio.timeout(20):
@@ -62,6 +88,14 @@ async def test_server_prints_url_serves_clients_and_stops_on_sigint(tmp_path: Pa
     assert proc.returncode == 0, err.decode()
     assert b"NATS stopped" in out
     assert b"nats-server stopped" in err
+
+
+async def _published(bus: Bus, msg: Message) -> bool:
+    try:
+        await bus.publish(msg)
+    except PublishError:
+        return False
+    return True
 
 
 async def test_server_with_a_busy_port_fails_in_one_line(run_cli: RunCli, tmp_path: Path) -> None:
@@ -93,9 +127,34 @@ async def test_up_embedded_runs_for_demo_seconds(run_cli: RunCli, tmp_path: Path
         "1",
     )
     assert result.rc == 0, result.err
-    assert f"aar tail --nats nats://127.0.0.1:{port} --swarm demo" in result.out
+    observer = tmp_path / "creds" / "observer.creds"
+    assert f"aar tail --nats nats://127.0.0.1:{port} --swarm demo --creds {observer}" in result.out
+    assert (
+        f"aar worker --nats nats://127.0.0.1:{port} --swarm demo --creds {tmp_path}/creds/worker.creds"
+        in (result.out)
+    )
     # Started in order, stopped in reverse: the bus closes before its server stops.
     assert result.err.index("bus closed") < result.err.index("nats-server stopped")
+
+
+async def test_up_embedded_without_auth_says_so(run_cli: RunCli, tmp_path: Path) -> None:
+    port = free_port()
+    result = await run_cli(
+        "up",
+        "--data-dir",
+        str(tmp_path),
+        "--port",
+        str(port),
+        "--monitor-port",
+        str(free_port()),
+        "--no-auth",
+        "--demo-seconds",
+        "0.2",
+    )
+    assert result.rc == 0, result.err
+    assert "authorization off" in result.out and "--creds" not in result.out
+    assert f"aar tail --nats nats://127.0.0.1:{port} --swarm default\n" in result.out
+    assert not (tmp_path / "creds").exists()
 
 
 async def test_up_attaches_to_a_running_server_with_a_fresh_swarm(

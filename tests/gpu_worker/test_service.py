@@ -18,9 +18,8 @@ from bus.store import NamedObjects
 from gpu_worker import catalog
 from gpu_worker.service import Worker
 from gpu_worker.splits import SplitSizes
-from gpu_worker.view import TaskLabels, TaskView
 from schemas import ExperimentProgress, ExperimentRequest, ExperimentResult, Presence, TaskInfo
-from schemas.artifacts import PredictionSet
+from schemas.artifacts import PredictionSet, TaskLabels, TaskView
 from tests.conftest import TEST_RETRY
 from tests.helpers import Collector, eventually
 
@@ -80,11 +79,11 @@ async def test_a_request_becomes_progress_and_predictions(bus: Bus, swarm: str, 
     assert result.status == "ok", result.error
     assert result.lineage.request_id == req.id and result.seed == 3 and result.worker == "w1"
     assert result.data_hash is not None and {"prepare", "method", "total"} <= result.timings.keys()
-    view_dev = None
     for split in ("dev", "final"):
         preds = PredictionSet.from_bytes(await (await bus.artifacts(swarm)).get(result.predictions[split]))
-        assert preds.split == split and len(preds.ids) == 100 and set(preds.labels) <= {0, 1}
-        view_dev = view_dev or preds.ids
+        labels = preds.label_list()  # packed, in the view's order of the split
+        assert preds.split == split and len(labels) == 100 and set(labels) <= {0, 1}
+        assert preds.view_digest == result.data_hash
     stages = [p.stage for p in await progress.wait_for(3)]
     assert stages == ["preparing", "running", "uploading"]
 

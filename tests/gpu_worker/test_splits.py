@@ -7,7 +7,7 @@ import pytest
 
 from gpu_worker.errors import DataError
 from gpu_worker.splits import SplitSizes, make_split
-from gpu_worker.view import TaskLabels, TaskView
+from schemas.artifacts import TaskLabels, TaskView
 
 from .conftest import synthetic_task
 

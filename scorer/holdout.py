@@ -1,0 +1,71 @@
+"""The dev answer agents get: Thresholdout over a public and a hidden half of the dev split.
+
+Agents that tune on the score they are shown overfit it (the reference system let agents query
+without limit). Thresholdout answers with the public half while it agrees with the hidden half, and
+with a noisy hidden-half answer, spending budget, when it does not; see ``HoldoutConfig``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from scorer.config import HoldoutConfig
+from scorer.truth import BoolArray
+
+Answer = Literal["public", "holdout"]
+
+
+@dataclass(frozen=True, slots=True)
+class DevAnswer:
+    """What the agent is told (``accuracy``) and what the scorer knows (``true_accuracy``)."""
+
+    accuracy: float
+    answer: Answer
+    true_accuracy: float
+
+
+def answer(correct: BoolArray, holdout: BoolArray, cfg: HoldoutConfig, seed: int) -> DevAnswer:
+    """One Thresholdout answer for a submission whose per-example correctness is ``correct``.
+
+    Args:
+        correct: one bool per dev example.
+        holdout: which dev examples are in the hidden half.
+        cfg: threshold, noise scale and rounding.
+        seed: seeds the Laplace noise (the same result always gets the same answer).
+    """
+    n, n_hidden = correct.size, int(np.count_nonzero(holdout))
+    right, right_hidden = int(np.count_nonzero(correct)), int(np.count_nonzero(correct & holdout))
+    true_acc = right / n if n else 0.0
+    n_public = n - n_hidden
+    public_acc = (right - right_hidden) / n_public if n_public else true_acc
+    hidden_acc = right_hidden / n_hidden if n_hidden else true_acc
+    rng = random.Random(seed)  # a fraction of numpy's Generator set-up, on the hot path
+    threshold = max(cfg.threshold, cfg.threshold_se * _se_of_difference(true_acc, n_public, n_hidden))
+    if abs(public_acc - hidden_acc) > threshold + _laplace(rng, 2 * cfg.sigma):
+        noisy = hidden_acc + _laplace(rng, cfg.sigma)
+        return DevAnswer(_round(noisy, cfg.round_to), "holdout", true_acc)
+    return DevAnswer(_round(public_acc, cfg.round_to), "public", true_acc)
+
+
+def _laplace(rng: random.Random, scale: float) -> float:
+    if scale <= 0:
+        return 0.0
+    u = rng.random() - 0.5
+    return -scale * math.copysign(1.0, u) * math.log(max(1e-300, 1 - 2 * abs(u)))
+
+
+def _se_of_difference(acc: float, n_public: int, n_hidden: int) -> float:
+    # Two honest halves differ by sampling noise alone: sqrt(p(1-p)(1/n1 + 1/n2)).
+    if n_public == 0 or n_hidden == 0:
+        return 0.0
+    return math.sqrt(max(acc * (1 - acc), 0.0) * (1 / n_public + 1 / n_hidden))
+
+
+def _round(value: float, step: float) -> float:
+    value = min(1.0, max(0.0, value))
+    return round(round(value / step) * step, 6) if step > 0 else value
