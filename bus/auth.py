@@ -90,8 +90,9 @@ _ARTIFACTS = frozenset({streams.artifacts_bucket})
 
 GRANTS: dict[Role, Grants] = {
     Role.AGENT: Grants(
-        # Dead letters: an agent's own consumers file what they cannot decode.
-        publish=frozenset({Kind.HYPOTHESES, Kind.REQUESTS, Kind.FORUM, Kind.DLQ}),
+        # Dead letters: an agent's own consumers file what they cannot decode. Usage: what it spent,
+        # which the scorer's budget keeper sums.
+        publish=frozenset({Kind.HYPOTHESES, Kind.REQUESTS, Kind.FORUM, Kind.DLQ, Kind.USAGE}),
         read=_PUBLIC_STREAMS,
         kv_read=_PUBLIC_KV,
         kv_write=frozenset({streams.presence_bucket}),
@@ -120,7 +121,7 @@ GRANTS: dict[Role, Grants] = {
         list_consumers=True,
     ),
     Role.OBSERVER: Grants(
-        read=_PUBLIC_STREAMS | {Kind.PROGRESS, Kind.RESULTS, Kind.DLQ},
+        read=_PUBLIC_STREAMS | {Kind.PROGRESS, Kind.RESULTS, Kind.DLQ, Kind.USAGE},
         kv_read=_PUBLIC_KV,
         objects_read=_ARTIFACTS,
         watch_requests=True,

@@ -80,6 +80,7 @@ STREAMS: dict[Kind, StreamSpec] = {
         StreamSpec(Kind.SCORES, _LIMITS, 0, "the scorer's verdicts"),
         StreamSpec(Kind.FLAGS, _LIMITS, 0, "integrity alerts"),
         StreamSpec(Kind.BUDGET, _LIMITS, 0, "budget thresholds crossed"),
+        StreamSpec(Kind.USAGE, _LIMITS, 0, "what each agent spent (tokens, dollars, requests)"),
         StreamSpec(Kind.PROGRESS, _LIMITS, DAY, "worker progress on running experiments"),
         StreamSpec(Kind.DLQ, _LIMITS, 14 * DAY, "messages a consumer could not decode or handle"),
         StreamSpec(Kind.VERDICTS, _LIMITS, 0, "scorer records, final split included (operator only)"),

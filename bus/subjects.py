@@ -34,6 +34,7 @@ from schemas import (
     RpcError,
     ScoreEvent,
     TaskInfo,
+    UsageReport,
     Verdict,
 )
 
@@ -55,6 +56,7 @@ class Kind(StrEnum):
     DLQ = "dlq"
     # The scorer's full records (final split included): operator and scorer only.
     VERDICTS = "verdicts"
+    USAGE = "usage"
     RPC = "rpc"
     EVENTS = "events"
 
@@ -107,6 +109,7 @@ _ROUTES: dict[type[Envelope], tuple[Kind, Callable[[Any], str]]] = {
     ScoreEvent: (Kind.SCORES, attrgetter("task")),
     ForumPost: (Kind.FORUM, attrgetter("thread")),
     BudgetEvent: (Kind.BUDGET, attrgetter("target")),
+    UsageReport: (Kind.USAGE, attrgetter("agent")),
     Flag: (Kind.FLAGS, attrgetter("detector")),
     DeadLetter: (Kind.DLQ, attrgetter("consumer")),
     Presence: (Kind.EVENTS, attrgetter("name")),

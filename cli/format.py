@@ -23,6 +23,7 @@ from schemas import (
     RpcError,
     ScoreEvent,
     TaskInfo,
+    UsageReport,
     Verdict,
     kind_of,
 )
@@ -109,6 +110,11 @@ def summary(msg: Message) -> str:
             )
         case BudgetEvent():
             return f"{msg.level} {msg.scope}:{msg.target} {msg.resource} {msg.used:g}/{msg.limit:g}"
+        case UsageReport():
+            return (
+                f"{msg.agent} tokens in={msg.input_tokens} out={msg.output_tokens} "
+                f"cached={msg.cache_read_tokens} usd={msg.usd:.4f} requests={msg.requests}"
+            )
         case Flag():
             suspect = f" suspect={msg.suspect}" if msg.suspect else ""
             return f"{msg.severity} {msg.detector}: {short(msg.summary)}{suspect}"

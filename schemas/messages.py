@@ -196,6 +196,23 @@ class BudgetEvent(Envelope, tag="budget", kw_only=True, frozen=True):
     level: Literal["info", "warn", "throttle", "stop"]
 
 
+class UsageReport(Envelope, tag="usage", kw_only=True, frozen=True):
+    """What an agent spent since its last report (LLM tokens and dollars, experiments requested).
+
+    Kept in the usage stream; the swarm's budget keeper sums these per agent and per swarm and
+    publishes BudgetEvents when a limit is near or reached.
+    """
+
+    agent: Token
+    input_tokens: Annotated[int, msgspec.Meta(ge=0)] = 0
+    output_tokens: Annotated[int, msgspec.Meta(ge=0)] = 0
+    cache_read_tokens: Annotated[int, msgspec.Meta(ge=0)] = 0
+    cache_write_tokens: Annotated[int, msgspec.Meta(ge=0)] = 0
+    usd: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    requests: Annotated[int, msgspec.Meta(ge=0)] = 0
+    model: Name | None = None
+
+
 class Flag(Envelope, tag="flag", kw_only=True, frozen=True):
     """An integrity alert: something looks like score gaming or a forged message."""
 
@@ -365,6 +382,7 @@ Message = (
     | ForumPost
     | Presence
     | BudgetEvent
+    | UsageReport
     | Flag
     | DeadLetter
     | RpcError
@@ -385,6 +403,7 @@ MESSAGE_TYPES: tuple[type[Envelope], ...] = (
     ForumPost,
     Presence,
     BudgetEvent,
+    UsageReport,
     Flag,
     DeadLetter,
     RpcError,

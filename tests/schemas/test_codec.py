@@ -33,6 +33,7 @@ from schemas import (
     ScoreEvent,
     Standing,
     TaskInfo,
+    UsageReport,
     Verdict,
     decode,
     decode_as,
@@ -162,6 +163,7 @@ def one_of_each(swarm: str = "s1") -> list[Message]:
             best="vote-1a2b3c4d",
         ),
         BudgetQuery(**common, agent="alice"),
+        UsageReport(**common, agent="alice", input_tokens=1200, output_tokens=300, usd=0.01, requests=1),
         BudgetStatus(
             **common,
             agent="alice",
