@@ -6,6 +6,8 @@ from typing import Annotated
 
 import msgspec
 
+from scorer.spending import SpendLimits
+
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
@@ -61,6 +63,8 @@ class ScorerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # A leaderboard entry is verified with this many distinct seeds; its interval has this level.
     min_seeds: Annotated[int, msgspec.Meta(ge=2)] = 3
     confidence: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.95
+    # Tokens, dollars and worker minutes per agent and per swarm (budget events at each level).
+    spending: SpendLimits = SpendLimits()
     # Results scored at once (artifact fetches and publishes overlap).
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 64
     # A task's leaderboard is written at most this often (it is recomputed on every verdict).

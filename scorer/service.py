@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from typing import Self
@@ -28,6 +29,7 @@ from schemas import (
     Presence,
     SchemaError,
     ScoreEvent,
+    UsageReport,
     Verdict,
 )
 from schemas.artifacts import EVAL_SPLITS, PredictionSet
@@ -36,6 +38,7 @@ from scorer.config import ScorerConfig
 from scorer.detectors import ProbeTracker
 from scorer.judge import Outcome, judge
 from scorer.ledger import BestChange, Ledger
+from scorer.spending import Crossing, Spending
 from scorer.truth import TaskTruth, TruthStore, TruthUnavailable
 
 log = logging.getLogger("aar.scorer")
@@ -53,6 +56,8 @@ class Scorer:
         self.ledger = Ledger(self.cfg)
         self.truths = TruthStore(bus, swarm)
         self.probes = ProbeTracker(self.cfg.detectors)
+        self.spending = Spending(self.cfg.spending, swarm)
+        self._usage_caught_up = 0
         self.scored = 0
         self._started_ts = 0.0
         self._workers: set[str] = set()
@@ -81,7 +86,10 @@ class Scorer:
         self._started_ts = time.time()
         verdicts = await replay(self.bus, self.swarm, Kind.VERDICTS, Verdict)
         for v in verdicts:
+            if self.ledger.seen(v.lineage.result_id or ""):
+                continue
             self.ledger.apply(v)
+            self.spending.add(v.agent or "unknown", "gpu_minutes", v.timings.get("total", 0.0) / 60)
             if v.score_id:
                 self._published_scores.add(v.score_id)
         self._dirty.update(self.ledger.tasks())
@@ -97,6 +105,15 @@ class Scorer:
         self._tasks.append(asyncio.create_task(self._write_leaderboards(), name="scorer:leaderboard"))
         self._consumers.append(
             await self.bus.subscribe(self.swarm, Kind.SCORES, self._check_score, expect=ScoreEvent)
+        )
+        # One ordered pass over the usage stream: what was stored before this start only rebuilds
+        # the sums (its budget events went out then); what comes after may cross a level.
+        usage_info = await self.bus.js.stream_info(streams.stream_name(self.swarm, Kind.USAGE))
+        self._usage_caught_up = usage_info.state.last_seq
+        self._consumers.append(
+            await self.bus.subscribe(
+                self.swarm, Kind.USAGE, self._on_usage, expect=UsageReport, start=StartAt.all()
+            )
         )
         self._rpc = await self.bus.serve(
             subjects.rpc(self.swarm, BUDGET_SERVICE), self._answer_budget, swarm=self.swarm, name=self.name
@@ -158,6 +175,10 @@ class Scorer:
             change = self.ledger.apply(outcome.verdict)  # reserves the budget before any await
             messages: list[Message] = [outcome.score, outcome.verdict, *outcome.flags]
             messages += self._budget_events(result.agent or "unknown", *before)
+            minutes = result.timings.get("total", 0.0) / 60
+            messages += self._spend_events(
+                self.spending.add(result.agent or "unknown", "gpu_minutes", minutes)
+            )
             if change is not None:
                 messages.append(self._announce(change))
             self._published_scores.add(outcome.score.id)
@@ -260,6 +281,33 @@ class Scorer:
                         )
                     )
         return events
+
+    def _spend_events(self, crossings: list[Crossing]) -> list[Message]:
+        return [
+            BudgetEvent(
+                id="b"
+                + hashlib.sha256(f"{c.scope}:{c.target}:{c.resource}:{c.level}".encode()).hexdigest()[:40],
+                swarm=self.swarm,
+                sender=self.name,
+                scope=c.scope,
+                target=c.target,
+                resource=c.resource,
+                used=round(c.used, 6),
+                limit=c.limit,
+                level=c.level,
+            )
+            for c in crossings
+        ]
+
+    async def _on_usage(self, report: UsageReport, delivery: Delivery) -> None:
+        crossings: list[Crossing] = []
+        tokens = (
+            report.input_tokens + report.output_tokens + report.cache_read_tokens + report.cache_write_tokens
+        )
+        crossings += self.spending.add(report.agent, "tokens", tokens)
+        crossings += self.spending.add(report.agent, "usd", report.usd)
+        if crossings and (delivery.stream_seq or 0) > self._usage_caught_up:
+            await self.bus.publish_many(self._spend_events(crossings))
 
     def _announce(self, change: BestChange) -> ForumPost:
         best = change.best

@@ -10,6 +10,9 @@ from bus import Bus, streams
 from schemas import Presence
 from scorer import HoldoutConfig, Scorer, ScorerConfig
 from scorer.synthetic import SyntheticTask, publish_task
+from tests.cli.conftest import _restore_logging, run_cli
+
+__all__ = ["_restore_logging", "run_cli"]
 
 WORKER = "synthetic-worker"
 TEST_CONFIG = ScorerConfig(concurrency=8, leaderboard_every_s=0.05, holdout=HoldoutConfig(budget=1000))

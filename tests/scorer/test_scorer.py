@@ -360,3 +360,30 @@ async def test_a_restarted_scorer_loses_and_double_counts_nothing(
     assert len(verdicts) == 5 and len({v.lineage.result_id for v in verdicts}) == 5
     await asyncio.sleep(0.3)
     assert len(scores.messages) == 5 and len({s.id for s in scores.messages}) == 5
+
+
+async def test_reported_spending_crosses_warn_throttle_and_stop(
+    bus: Bus, swarm: str, synth: SyntheticTask, scorer: Scorer
+) -> None:
+    from schemas import UsageReport
+    from scorer.spending import SpendLimits
+
+    await scorer.close()
+    events = await collect(bus, swarm, Kind.BUDGET, BudgetEvent)
+    limits = SpendLimits(agent_tokens=1000, swarm_tokens=0, agent_usd=0, swarm_usd=0)
+    config = ScorerConfig(spending=limits, concurrency=1)
+    await bus.publish(UsageReport(swarm=swarm, sender="carol", agent="carol", input_tokens=500))
+    async with Scorer(bus, swarm, config) as first:
+        await eventually(lambda: first.spending.by_agent["tokens"]["carol"] == 500)
+        for tokens in (400, 150):
+            await bus.publish(UsageReport(swarm=swarm, sender="carol", agent="carol", output_tokens=tokens))
+        got = await events.wait_for(3)
+    assert [(e.level, e.resource, e.scope, e.target, e.used) for e in got] == [
+        ("warn", "tokens", "agent", "carol", 900),
+        ("throttle", "tokens", "agent", "carol", 900),
+        ("stop", "tokens", "agent", "carol", 1050),
+    ]
+    async with Scorer(bus, swarm, config) as again:  # sums come back; no event is sent twice
+        await eventually(lambda: again.spending.by_agent["tokens"]["carol"] == 1050)
+        await asyncio.sleep(0.3)
+    assert len(events.messages) == 3
