@@ -2,7 +2,7 @@
 
 Services start in order and stop in reverse order (an AsyncExitStack), so the bus outlives
 everything that uses it and the embedded server outlives the bus. Today the list is the embedded
-nats-server and the swarm's bus; the scorer, workers, agents and dashboard join it as further
+nats-server, the swarm's bus and the scorer; workers, agents and the dashboard join it as further
 services.
 """
 
@@ -16,6 +16,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+
+import msgspec
 
 from bus import Bus, NatsServer, ensure_swarm
 from bus.auth import Role
@@ -88,6 +90,26 @@ async def _bus(ctx: UpContext) -> AsyncIterator[None]:
             ctx.bus = None
 
 
+@contextlib.asynccontextmanager
+async def _scorer(ctx: UpContext) -> AsyncIterator[None]:
+    from scorer import Scorer
+
+    # Its own connection, with the scorer's rights: the only role that reads labels and scores.
+    if ctx.server is not None:
+        config = msgspec.structs.replace(
+            admin_bus_config(ctx.server.config, ctx.auth, name="aar-scorer"),
+            creds_file=str(ctx.auth.creds_path(Role.SCORER)) if ctx.auth else None,
+            connect_attempts=3,
+        )
+    else:
+        config = bus_config(ctx.args, name="aar-scorer", one_shot=True)
+    async with open_bus(config) as bus, Scorer(bus, ctx.swarm):
+        ctx.notes.append(
+            f"scorer: scoring results of swarm {ctx.swarm!r} (aar leaderboard to see the boards)"
+        )
+        yield
+
+
 def uses_embedded_server(args: argparse.Namespace) -> bool:
     """True when neither ``--nats`` nor AAR_NATS_URL names a server to attach to."""
     return servers_from(args.nats) is None and not os.environ.get("AAR_NATS_URL")
@@ -97,6 +119,7 @@ def plan(args: argparse.Namespace) -> list[Service]:
     """The services to run, in start order."""
     services = [Service("nats", _nats)] if uses_embedded_server(args) else []
     services.append(Service("bus", _bus))
+    services.append(Service("scorer", _scorer))
     return services
 
 
