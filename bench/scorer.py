@@ -98,7 +98,12 @@ async def _scorer_process(url: str, workdir: Path, concurrency: int) -> asyncio.
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="aar-bench-scorer-") as tmp:
-        server_cfg = ServerConfig(data_dir=Path(tmp) / "nats", port=free_port(), monitor_port=free_port())
+        server_cfg = ServerConfig(
+            data_dir=Path(tmp) / "nats",
+            port=free_port(),
+            monitor_port=free_port(),
+            sync_always=not args.no_sync_always,
+        )
         async with NatsServer(server_cfg) as server:
             url = server.config.client_url
             async with Bus.connect(BusConfig(servers=[url], name="bench-scorer")) as bus:
@@ -159,6 +164,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "paced_results": len(paced),
         "paced_rate_per_s": args.rate,
         "scorer_concurrency": args.concurrency,
+        "sync_always": not args.no_sync_always,
         "results_per_s": round(len(burst) / burst_s, 1),
         "score_latency_p50_ms": round(percentile(latencies, 0.50), 2),
         "score_latency_p99_ms": round(percentile(latencies, 0.99), 2),
@@ -187,6 +193,11 @@ def main() -> None:
     p.add_argument("--eval", type=int, default=2000, help="examples per prediction set (dev and final)")
     p.add_argument("--concurrency", type=int, default=64, help="the scorer's concurrent results")
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument(
+        "--no-sync-always",
+        action="store_true",
+        help="run the server with JetStream's default flush instead of fsync per write (aar's default)",
+    )
     args = p.parse_args()
     info = machine()
     print(f"machine: {info}")
