@@ -24,6 +24,10 @@ GROUP = "aar.roles"
 # still finds it.
 BUILTIN: dict[str, str] = {
     "summariser": "swarm.roles.summariser:Summariser",
+    "claude-researcher": "swarm.roles.claude_researcher:ClaudeResearcher",
+    "red-teamer": "swarm.roles.red_teamer:RedTeamer",
+    "offline-researcher": "swarm.roles.offline_researcher:OfflineResearcher",
+    "reviewer": "swarm.roles.reviewer:Reviewer",
 }
 
 

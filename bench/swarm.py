@@ -1,0 +1,170 @@
+"""Swarm bench: (a) reaction latency of N agents to scores; (b, with --w2s) the offline swarm vs one method.
+
+    python -m bench.swarm [--agents 100] [--events 20] [--w2s --task roget --minutes 4]
+
+(a) N tiny agents in one process, one embedded nats-server; ScoreEvents published as the scorer
+would, each stamped with its send time; latency = when ``on_score`` ran - when it was published.
+(b) two offline researchers + a reviewer + real workers and a real scorer for ``--minutes`` on a
+prepared task, then ``naive`` run with as many experiments; reports the final-split PGR of the
+swarm's best config (>= 3 seeds, chosen by dev PGR) against naive's, read from the verdicts.
+The last line printed is one JSON object; figures not measured are null.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from bus import Bus, BusConfig, Kind, NatsServer, ServerConfig, ensure_swarm, replay
+from bus.natsd import free_port
+from schemas import Lineage, ScoreEvent, Verdict
+from swarm.agent import Agent
+
+
+class Ear(Agent):  # type: ignore[type-arg]
+    """Records when each score reached its handler."""
+
+    role = "ear"
+
+    async def setup(self) -> None:
+        self.heard: dict[str, float] = {}
+
+    async def on_score(self, score: ScoreEvent) -> None:
+        self.heard[score.id] = time.time()
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+async def reaction(bus: Bus, swarm: str, agents: int, events: int) -> tuple[float, float]:
+    async with AsyncExitStack() as stack:
+        ears = [await stack.enter_async_context(Ear(bus, swarm, name=f"ear{i}")) for i in range(agents)]
+        await asyncio.sleep(1.0)
+        sent: dict[str, float] = {}
+        for i in range(events):
+            ev = ScoreEvent(
+                swarm=swarm,
+                sender="scorer",
+                task="bench",
+                method="naive",
+                status="accepted",
+                pgr=0.5,
+                agent="someone",
+                lineage=Lineage(request_id=f"req{i}", result_id=f"res{i}"),
+            )
+            sent[ev.id] = ev.ts
+            await bus.publish(ev)
+            await asyncio.sleep(0.05)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(len(e.heard) for e in ears) < agents * events:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        lat = [(t - sent[k]) * 1000 for e in ears for k, t in e.heard.items() if k in sent]
+    return _pct(lat, 0.5), _pct(lat, 0.99)
+
+
+async def w2s(
+    bus: Bus, swarm: str, task: str, minutes: float, workers: int
+) -> tuple[float | None, float | None]:
+    from gpu_worker import catalog
+    from gpu_worker.service import Worker
+    from scorer import HoldoutConfig, Scorer, ScorerConfig
+    from swarm.roles.offline_researcher import OfflineResearcher, OfflineResearcherConfig
+    from swarm.roles.reviewer import Reviewer
+
+    await catalog.prepare(bus, swarm, task)
+    await catalog.record_baselines(bus, swarm, task, seeds=2)
+    cfg = ScorerConfig(leaderboard_every_s=0.5, holdout=HoldoutConfig(budget=100000))
+    async with AsyncExitStack() as stack:
+        for i in range(workers):
+            await stack.enter_async_context(Worker(bus, swarm, name=f"w{i}", device="cpu"))
+        await stack.enter_async_context(Scorer(bus, swarm, cfg))
+        await stack.enter_async_context(Reviewer(bus, swarm, name="rev"))
+        for i, fams in enumerate((["soft", "conf_filter"], ["propagate", "knn"], ["naive", "gce"])):
+            rc = OfflineResearcherConfig(
+                task=task, families=fams, shuffle_seed=i, max_rounds=10, start_delay_s=i
+            )
+            await stack.enter_async_context(OfflineResearcher(bus, swarm, name=f"res{i}", config=rc))
+        await asyncio.sleep(minutes * 60)
+    swarm_verdicts = [v for v in await replay(bus, swarm, Kind.VERDICTS, Verdict) if v.status == "accepted"]
+    by_config: dict[str, list[Verdict]] = {}
+    for v in swarm_verdicts:
+        by_config.setdefault(v.config_key, []).append(v)
+    ready = [
+        vs
+        for vs in by_config.values()
+        if len(vs) >= 3 and all("dev" in v.pgr and "final" in v.pgr for v in vs)
+    ]
+    best = max(ready, key=lambda vs: statistics.fmean(v.pgr["dev"] for v in vs), default=None)
+    swarm_best = statistics.fmean(v.pgr["final"] for v in best) if best else None
+    n = len(swarm_verdicts)
+    # The single method with the same count of experiments (seeds), scored the same way.
+    single_swarm = f"{swarm}n"
+    await ensure_swarm(bus, single_swarm)
+    await catalog.prepare(bus, single_swarm, task)
+    await catalog.record_baselines(bus, single_swarm, task, seeds=2)
+    from schemas import ExperimentRequest
+
+    async with AsyncExitStack() as stack:
+        for i in range(workers):
+            await stack.enter_async_context(Worker(bus, single_swarm, name=f"w{i}", device="cpu"))
+        await stack.enter_async_context(Scorer(bus, single_swarm, cfg))
+        for s in range(max(n, 1)):
+            await bus.publish(
+                ExperimentRequest(swarm=single_swarm, sender="single", task=task, method="naive", seed=s)
+            )
+        deadline = time.monotonic() + minutes * 60
+        got: list[Verdict] = []
+        while time.monotonic() < deadline:
+            got = await replay(bus, single_swarm, Kind.VERDICTS, Verdict)
+            if len(got) >= max(n, 1):
+                break
+            await asyncio.sleep(2)
+    finals = [v.pgr["final"] for v in got if v.status == "accepted" and "final" in v.pgr]
+    return swarm_best, (statistics.fmean(finals) if finals else None)
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "agents": args.agents,
+        "reaction_p50_ms": None,
+        "reaction_p99_ms": None,
+        "swarm_best_pgr": None,
+        "best_single_method_pgr": None,
+        "budget_minutes": None,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = ServerConfig(data_dir=Path(tmp), port=free_port(), monitor_port=free_port(), sync_always=False)
+        async with (
+            NatsServer(cfg) as server,
+            Bus.connect(BusConfig(servers=[server.config.client_url], name="bench-swarm")) as bus,
+        ):
+            await ensure_swarm(bus, "benchswarm")
+            p50, p99 = await reaction(bus, "benchswarm", args.agents, args.events)
+            out["reaction_p50_ms"], out["reaction_p99_ms"] = round(p50, 2), round(p99, 2)
+            what = f"{args.agents} agents x {args.events} events"
+            print(f"reaction, {what}: p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
+            if args.w2s:
+                await ensure_swarm(bus, "benchw2s")
+                best, single = await w2s(bus, "benchw2s", args.task, args.minutes, args.workers)
+                out.update(swarm_best_pgr=best, best_single_method_pgr=single, budget_minutes=args.minutes)
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--agents", type=int, default=100)
+    ap.add_argument("--events", type=int, default=20)
+    ap.add_argument("--w2s", action="store_true", help="also run the offline swarm vs naive (minutes)")
+    ap.add_argument("--task", default="roget")
+    ap.add_argument("--minutes", type=float, default=4.0)
+    ap.add_argument("--workers", type=int, default=2)
+    print(json.dumps(asyncio.run(main(ap.parse_args()))))
