@@ -8,9 +8,9 @@ Run from the repository root::
 Paths measured, each raw nats-py (pre-encoded bytes) against the aar Bus (typed messages encoded and
 decoded through its API):
 
-1. core publish -> subscribe (msg/s): ``nc.publish`` + ``nc.subscribe(cb)`` against
-   ``Bus.publish_core`` + a typed core subscription (``bus.nc.subscribe`` + ``schemas.decode``: the
-   Bus has no ``subscribe_core`` helper yet, so this is what a Bus user writes today);
+1. core publish -> subscribe (msg/s): ``nc.publish`` of pre-encoded bytes + ``nc.subscribe(cb)``
+   against ``Bus.publish_core`` (subject and encoding per message) + ``Bus.subscribe_core`` (each
+   message decoded and validated before the handler sees it);
 2. request/reply round trip (us): ``nc.request`` to a raw echo responder against ``Bus.request`` to
    ``Bus.serve``; requests alternate one by one, so both sides see the same moments;
 3. JetStream publish with pipelined acks (msg/s): ``js.publish_async`` with a ``Nats-Msg-Id``

@@ -21,8 +21,7 @@ from bus import subjects
 from bus.config import BusConfig
 from bus.errors import BusError, CredentialsError, PublishError
 from bus.streams import STREAMS
-from schemas import DeadLetter, Envelope, Message, RpcError, SchemaError, decode, encode
-from schemas.codec import decoder_for
+from schemas import DeadLetter, Envelope, Message, RpcError, SchemaError, decode, decoder_for, encode
 
 if TYPE_CHECKING:
     from bus.consume import Consumer, Handler, M, StartAt, WorkQueue
@@ -330,8 +329,7 @@ class Bus:
         A payload that does not decode, or a handler that raises, is dead-lettered; the
         subscription goes on.
         """
-
-        decode_msg = decoder_for(expect)  # once per subscription, not per message
+        decode_msg = decoder_for(expect)  # looked up once, not per message
 
         async def on_msg(raw: Msg) -> None:
             try:

@@ -1,6 +1,6 @@
 """Typed, versioned messages for the aar bus."""
 
-from schemas.codec import decode, decode_as, encode, to_builtins
+from schemas.codec import decode, decode_as, decoder_for, encode, to_builtins
 from schemas.errors import AarError, SchemaError
 from schemas.messages import (
     MAX_MESSAGE_BYTES,
@@ -62,6 +62,7 @@ __all__ = [
     "Verdict",
     "decode",
     "decode_as",
+    "decoder_for",
     "encode",
     "kind_of",
     "new_id",

@@ -37,6 +37,7 @@ from schemas import (
     Verdict,
     decode,
     decode_as,
+    decoder_for,
     encode,
     kind_of,
 )
@@ -264,6 +265,24 @@ def test_decode_as_checks_the_kind() -> None:
     assert isinstance(decode_as(raw, Envelope), Hypothesis)  # any message is an Envelope
     with pytest.raises(SchemaError, match="expected a 'score' message, got 'hypothesis'"):
         decode_as(raw, ScoreEvent)
+
+
+@pytest.mark.parametrize("cls", [Hypothesis, ScoreEvent, Envelope])
+def test_decoder_for_decodes_and_refuses_as_decode_as(cls: type[Envelope]) -> None:
+    hypothesis = encode(Hypothesis(swarm="s", sender="a", title="t"))
+    oversize = b'{"kind": "hypothesis", "title": "' + b"x" * MAX_MESSAGE_BYTES + b'"}'
+    bad = b'{"kind": "hypothesis", "swarm": "s", "sender": 7, "title": "t"}'
+    decode_one = decoder_for(cls)
+    for payload in (hypothesis, bytearray(hypothesis), memoryview(hypothesis), oversize, bad, b"not json"):
+        try:
+            expected: Envelope | str = decode_as(payload, cls)
+        except SchemaError as e:
+            expected = e.reason
+        try:
+            got: Envelope | str = decode_one(payload)
+        except SchemaError as e:
+            got = e.reason
+        assert got == expected
 
 
 def test_forum_thread_defaults_to_own_id() -> None:
