@@ -49,7 +49,7 @@ def decode_as(data: bytes | bytearray | memoryview, cls: type[M], *, max_bytes: 
         SchemaError: as ``decode``, or the message is valid but of another kind.
     """
     typed = _typed_decoders.get(cls)
-    if typed is None:
+    if typed is None and cls in MESSAGE_TYPES:
         typed = _typed_decoder(cls)
     if typed is not None:
         # The fast path for a concrete kind; any failure is decoded again below for its reason.
