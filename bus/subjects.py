@@ -130,7 +130,23 @@ def kind_for(msg: Message) -> Kind:
     return _ROUTES[type(msg)][0]
 
 
+# Per type: its kind, its key getter and the subjects built so far by (swarm, key). subject_for is
+# on the publish hot path (bench.bus): a dict hit costs ~0.19 us, the lru_cache'd call ~0.27 us.
+_SUBJECTS: dict[type[Envelope], tuple[Kind, Callable[[Any], str], dict[tuple[str, str], str]]] = {
+    t: (kind, key, {}) for t, (kind, key) in _ROUTES.items()
+}
+_MAX_CACHED = 8192
+
+
 def subject_for(msg: Message) -> str:
     """The subject a message is published on; the key routes, the payload carries the data."""
-    kind, key = _ROUTES[type(msg)]
-    return subject(msg.swarm, kind, key(msg))
+    kind, key, cache = _SUBJECTS[type(msg)]
+    k = (msg.swarm, key(msg))
+    try:
+        return cache[k]
+    except KeyError:
+        built = subject(k[0], kind, k[1])  # checks both tokens: raises InvalidSubjectError
+        if len(cache) >= _MAX_CACHED:
+            cache.clear()
+        cache[k] = built
+        return built
