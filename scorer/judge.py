@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from schemas import ExperimentResult, Flag, Lineage, ScoreEvent, Verdict
 from schemas.artifacts import EVAL_SPLITS, PredictionSet
@@ -82,7 +83,7 @@ def judge(
         except Rejection as e:
             rejection = e
     if rejection is not None:
-        return _rejected(result, rejection, key, agent, cfg, sender=sender)
+        return _rejected(result, rejection, key, sender=sender)
     assert truth is not None
     findings = _detect(result, aligned_preds, truth, probes, key, agent, cfg)
     accuracy = {s: float((aligned_preds[s] == truth.splits[s].gold).mean()) for s in EVAL_SPLITS}
@@ -91,7 +92,7 @@ def judge(
     answered_acc: float | None = None
     answered_pgr: float | None = None
     if ledger.dev_left(agent) <= 0 or ledger.holdout_left() <= 0:
-        answer_kind = "withheld"
+        answer_kind: Literal["public", "holdout", "withheld"] = "withheld"
         reason: str | None = (
             "dev query budget spent"
             if ledger.dev_left(agent) <= 0
@@ -107,52 +108,29 @@ def judge(
     if names:
         reason = f"flagged by {', '.join(names)}; kept off the leaderboard"
     left = ledger.dev_left(agent) - (1 if answer_kind in ("public", "holdout") else 0)
+    shared = _from_result(result, key, sender=sender)
     score = ScoreEvent(
         id=score_id(result.id),
-        swarm=result.swarm,
-        sender=sender,
-        lineage=_lineage(result),
-        task=result.task,
-        method=result.method,
+        **shared,
         status="accepted",
         split="dev",
         accuracy=answered_acc,
         pgr=answered_pgr,
         reason=reason,
-        params=result.params,
-        seed=result.seed,
-        worker=result.worker,
-        agent=result.agent,
-        code_hash=result.code_hash,
-        data_hash=result.data_hash,
-        timings=result.timings,
         budget_left=max(0, left),
-        answer=answer_kind,  # type: ignore[arg-type]
-        config_key=key,
+        answer=answer_kind,
         flags=names,
     )
     verdict = Verdict(
         id=verdict_id(result.id),
-        swarm=result.swarm,
-        sender=sender,
-        lineage=_lineage(result),
-        task=result.task,
-        method=result.method,
-        config_key=key,
+        **shared,
         status="accepted",
         reason=reason,
         accuracy={s: round(a, 6) for s, a in accuracy.items()},
         pgr={s: round(p, 6) for s, p in pgr.items() if math.isfinite(p)},
         answered_pgr=answered_pgr,
-        answer=answer_kind,  # type: ignore[arg-type]
-        params=result.params,
-        seed=result.seed,
-        worker=result.worker,
-        agent=result.agent,
+        answer=answer_kind,
         result_sender=result.sender,
-        code_hash=result.code_hash,
-        data_hash=result.data_hash,
-        timings=result.timings,
         flags=names,
         score_id=score.id,
         leaderboard=not names,
@@ -184,9 +162,7 @@ def _detect(
     return findings
 
 
-def _rejected(
-    result: ExperimentResult, rejection: Rejection, key: str, agent: str, cfg: ScorerConfig, *, sender: str
-) -> Outcome:
+def _rejected(result: ExperimentResult, rejection: Rejection, key: str, *, sender: str) -> Outcome:
     flags = []
     if rejection.detector:
         finding = Finding(
@@ -196,48 +172,41 @@ def _rejected(
             evidence=dict(rejection.evidence),
         )
         flags.append(_flag(result, finding, key, sender=sender))
+    shared = _from_result(result, key, sender=sender)
+    reason = rejection.reason[:1000]
+    detected = [rejection.detector] if rejection.detector else []
     score = ScoreEvent(
-        id=score_id(result.id),
-        swarm=result.swarm,
-        sender=sender,
-        lineage=_lineage(result),
-        task=result.task,
-        method=result.method,
-        status="rejected",
-        reason=rejection.reason[:1000],
-        params=result.params,
-        seed=result.seed,
-        worker=result.worker,
-        agent=result.agent,
-        code_hash=result.code_hash,
-        data_hash=result.data_hash,
-        timings=result.timings,
-        answer="none",
-        config_key=key,
-        flags=[rejection.detector] if rejection.detector else [],
+        id=score_id(result.id), **shared, status="rejected", reason=reason, answer="none", flags=detected
     )
     verdict = Verdict(
         id=verdict_id(result.id),
-        swarm=result.swarm,
-        sender=sender,
-        lineage=_lineage(result),
-        task=result.task,
-        method=result.method,
-        config_key=key,
+        **shared,
         status="rejected",
-        reason=rejection.reason[:1000],
-        params=result.params,
-        seed=result.seed,
-        worker=result.worker,
-        agent=result.agent,
+        reason=reason,
         result_sender=result.sender,
-        code_hash=result.code_hash,
-        data_hash=result.data_hash,
-        timings=result.timings,
-        flags=score.flags,
+        flags=detected,
         score_id=score.id,
     )
     return Outcome(verdict=verdict, score=score, flags=flags)
+
+
+def _from_result(result: ExperimentResult, key: str, *, sender: str) -> dict[str, Any]:
+    """What a score and a verdict both copy from the result they judge."""
+    return {
+        "swarm": result.swarm,
+        "sender": sender,
+        "lineage": _lineage(result),
+        "task": result.task,
+        "method": result.method,
+        "config_key": key,
+        "params": result.params,
+        "seed": result.seed,
+        "worker": result.worker,
+        "agent": result.agent,
+        "code_hash": result.code_hash,
+        "data_hash": result.data_hash,
+        "timings": result.timings,
+    }
 
 
 def _flag(result: ExperimentResult, finding: Finding, key: str, *, sender: str) -> Flag:
