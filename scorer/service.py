@@ -13,7 +13,10 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Self
+
+from nats.aio.subscription import Subscription
 
 from bus import Bus, BusError, Delivery, HandlerError, Kind, StartAt, replay, streams, subjects
 from bus.consume import Consumer
@@ -38,7 +41,7 @@ from scorer.config import ScorerConfig
 from scorer.detectors import ProbeTracker
 from scorer.judge import Outcome, judge
 from scorer.ledger import BestChange, Ledger
-from scorer.spending import Crossing, Spending
+from scorer.spending import Crossing, Level, Spending, crossings
 from scorer.truth import TaskTruth, TruthStore, TruthUnavailable
 
 log = logging.getLogger("aar.scorer")
@@ -69,7 +72,7 @@ class Scorer:
         self._leaderboard: TypedKV | None = None
         self._consumers: list[Consumer] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._rpc: object | None = None
+        self._rpc: Subscription | None = None
         self._heartbeat = Heartbeat(bus, swarm, name=self.name, role="scorer", describe=self._describe)
 
     async def __aenter__(self) -> Self:
@@ -100,8 +103,17 @@ class Scorer:
         for value in (await presence.items()).values():
             if isinstance(value, Presence):
                 self._saw(value)
-        self._tasks.append(asyncio.create_task(self._watch_presence(), name="scorer:presence"))
-        self._tasks.append(asyncio.create_task(self._watch_baselines(), name="scorer:baselines"))
+        self._tasks.append(
+            asyncio.create_task(
+                self._follow(streams.presence_bucket(self.swarm), self._on_presence), name="scorer:presence"
+            )
+        )
+        self._tasks.append(
+            asyncio.create_task(
+                self._follow(streams.baselines_bucket(self.swarm), self._on_baselines, history=False),
+                name="scorer:baselines",
+            )
+        )
         self._tasks.append(asyncio.create_task(self._write_leaderboards(), name="scorer:leaderboard"))
         self._consumers.append(
             await self.bus.subscribe(self.swarm, Kind.SCORES, self._check_score, expect=ScoreEvent)
@@ -142,7 +154,7 @@ class Scorer:
         rpc, self._rpc = self._rpc, None
         if rpc is not None:
             with contextlib.suppress(Exception):
-                await rpc.unsubscribe()  # type: ignore[attr-defined]
+                await rpc.unsubscribe()
         tasks, self._tasks = self._tasks, []
         for t in tasks:
             t.cancel()
@@ -174,9 +186,9 @@ class Scorer:
             before = self.ledger.dev_used[result.agent or "unknown"], self.ledger.swarm_dev_used
             change = self.ledger.apply(outcome.verdict)  # reserves the budget before any await
             messages: list[Message] = [outcome.score, outcome.verdict, *outcome.flags]
-            messages += self._budget_events(result.agent or "unknown", *before)
+            messages += self._budget_messages(self._dev_query_crossings(result.agent or "unknown", *before))
             minutes = result.timings.get("total", 0.0) / 60
-            messages += self._spend_events(
+            messages += self._budget_messages(
                 self.spending.add(result.agent or "unknown", "gpu_minutes", minutes)
             )
             if change is not None:
@@ -259,30 +271,15 @@ class Scorer:
             raise HandlerError(f"could not store the verdict: {e}", retryable=True) from e
         self._unpublished.pop(rid, None)
 
-    def _budget_events(self, agent: str, agent_before: int, swarm_before: int) -> list[Message]:
-        events: list[Message] = []
-        checks = [
-            ("agent", agent, agent_before, self.ledger.dev_used[agent], self.cfg.dev_queries_per_agent),
-            ("swarm", self.swarm, swarm_before, self.ledger.swarm_dev_used, self.cfg.dev_queries_per_swarm),
-        ]
-        for scope, target, before, after, limit in checks:
-            for level, mark in (("warn", self.cfg.warn_at * limit), ("stop", float(limit))):
-                if before < mark <= after:
-                    events.append(
-                        BudgetEvent(
-                            swarm=self.swarm,
-                            sender=self.name,
-                            scope=scope,  # type: ignore[arg-type]
-                            target=target,
-                            resource="dev_queries",
-                            used=after,
-                            limit=limit,
-                            level=level,  # type: ignore[arg-type]
-                        )
-                    )
-        return events
+    def _dev_query_crossings(self, agent: str, agent_before: int, swarm_before: int) -> list[Crossing]:
+        shares: tuple[tuple[Level, float], ...] = (("warn", self.cfg.warn_at), ("stop", 1.0))
+        used, limit = self.ledger.dev_used[agent], self.cfg.dev_queries_per_agent
+        swarm_used, swarm_limit = self.ledger.swarm_dev_used, self.cfg.dev_queries_per_swarm
+        return crossings("agent", agent, "dev_queries", agent_before, used, limit, shares) + crossings(
+            "swarm", self.swarm, "dev_queries", swarm_before, swarm_used, swarm_limit, shares
+        )
 
-    def _spend_events(self, crossings: list[Crossing]) -> list[Message]:
+    def _budget_messages(self, found: list[Crossing]) -> list[Message]:
         return [
             BudgetEvent(
                 id="b"
@@ -296,18 +293,18 @@ class Scorer:
                 limit=c.limit,
                 level=c.level,
             )
-            for c in crossings
+            for c in found
         ]
 
     async def _on_usage(self, report: UsageReport, delivery: Delivery) -> None:
-        crossings: list[Crossing] = []
         tokens = (
             report.input_tokens + report.output_tokens + report.cache_read_tokens + report.cache_write_tokens
         )
-        crossings += self.spending.add(report.agent, "tokens", tokens)
-        crossings += self.spending.add(report.agent, "usd", report.usd)
-        if crossings and (delivery.stream_seq or 0) > self._usage_caught_up:
-            await self.bus.publish_many(self._spend_events(crossings))
+        found = self.spending.add(report.agent, "tokens", tokens) + self.spending.add(
+            report.agent, "usd", report.usd
+        )
+        if found and (delivery.stream_seq or 0) > self._usage_caught_up:
+            await self.bus.publish_many(self._budget_messages(found))
 
     def _announce(self, change: BestChange) -> ForumPost:
         best = change.best
@@ -353,18 +350,24 @@ class Scorer:
             raise ValueError(f"the budget service answers budget_query, not {type(msg).__name__}")
         return self.ledger.budget(self.swarm, self.name, msg.agent or msg.sender)
 
-    async def _watch_presence(self) -> None:
-        kv = await self.bus.kv(streams.presence_bucket(self.swarm))
+    async def _follow(
+        self, bucket: str, on_entry: Callable[[str, Message | None], None], *, history: bool = True
+    ) -> None:
+        """Apply every change of a bucket; a server restart ends a watch, so start it again."""
+        kv = await self.bus.kv(bucket)
         while True:
             try:
-                async for _, value in kv.watch():
-                    if isinstance(value, Presence):
-                        self._saw(value)
+                async for key, value in kv.watch(history=history):
+                    on_entry(key, value)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # a server restart ends the watch: start again
-                log.debug("presence watch ended", extra={"error": repr(e)})
+            except Exception as e:
+                log.debug("watch ended; restarting", extra={"bucket": bucket, "error": repr(e)})
                 await asyncio.sleep(0.5)
+
+    def _on_presence(self, _: str, value: Message | None) -> None:
+        if isinstance(value, Presence):
+            self._saw(value)
 
     def _saw(self, presence: Presence) -> None:
         if presence.role == "worker":
@@ -373,18 +376,9 @@ class Scorer:
         elif presence.name not in self._workers:
             self._not_workers[presence.name] = presence.role
 
-    async def _watch_baselines(self) -> None:
-        kv = await self.bus.kv(streams.baselines_bucket(self.swarm))
-        while True:
-            try:
-                async for task, _ in kv.watch(history=False):
-                    self.truths.forget(task)
-                    log.info("baselines changed; truth reloads", extra={"task": task})
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.debug("baselines watch ended", extra={"error": repr(e)})
-                await asyncio.sleep(0.5)
+    def _on_baselines(self, task: str, _: Message | None) -> None:
+        self.truths.forget(task)
+        log.info("baselines changed; truth reloads", extra={"task": task})
 
     async def _write_leaderboards(self) -> None:
         while True:

@@ -39,14 +39,36 @@ class SpendLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         return float(getattr(self, f"{scope}_{resource}"))
 
 
+Scope = Literal["agent", "swarm"]
+
+
 @dataclass(frozen=True, slots=True)
 class Crossing:
-    scope: Literal["agent", "swarm"]
+    scope: Scope
     target: str
-    resource: Resource
+    resource: Resource | Literal["dev_queries"]
     used: float
     limit: float
     level: Level
+
+
+def crossings(
+    scope: Scope,
+    target: str,
+    resource: Resource | Literal["dev_queries"],
+    before: float,
+    after: float,
+    limit: float,
+    shares: tuple[tuple[Level, float], ...],
+) -> list[Crossing]:
+    """The levels whose mark (``share * limit``) a sum passed going from ``before`` to ``after``."""
+    if limit <= 0:
+        return []
+    return [
+        Crossing(scope, target, resource, after, limit, level)
+        for level, share in shares
+        if before < share * limit <= after
+    ]
 
 
 class Spending:
@@ -60,19 +82,12 @@ class Spending:
     def add(self, agent: str, resource: Resource, amount: float) -> list[Crossing]:
         if amount <= 0:
             return []
-        out: list[Crossing] = []
         before_agent, before_swarm = self.by_agent[resource][agent], self.total[resource]
         self.by_agent[resource][agent] += amount  # type: ignore[assignment]
         self.total[resource] += amount  # type: ignore[assignment]
-        for scope, target, before, after in (
-            ("agent", agent, before_agent, self.by_agent[resource][agent]),
-            ("swarm", self.swarm, before_swarm, self.total[resource]),
-        ):
-            limit = self.limits.limit(scope, resource)  # type: ignore[arg-type]
-            if limit <= 0:
-                continue
-            for level, share in LEVELS:
-                mark = getattr(self.limits, share) * limit
-                if before < mark <= after:
-                    out.append(Crossing(scope, target, resource, after, limit, level))  # type: ignore[arg-type]
-        return out
+        shares = tuple((level, float(getattr(self.limits, name))) for level, name in LEVELS)
+        agent_limit, swarm_limit = self.limits.limit("agent", resource), self.limits.limit("swarm", resource)
+        after_agent, after_swarm = self.by_agent[resource][agent], self.total[resource]
+        return crossings(
+            "agent", agent, resource, before_agent, after_agent, agent_limit, shares
+        ) + crossings("swarm", self.swarm, resource, before_swarm, after_swarm, swarm_limit, shares)
