@@ -12,17 +12,16 @@ import concurrent.futures
 import dataclasses
 import hashlib
 import logging
-import os
-import socket
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import msgspec
 
 from bus import Bus, Delivery, HandlerError, PublishError, WorkQueue, streams
+from bus.presence import Heartbeat
 from bus.streams import DEFAULT_RETRY
 from gpu_worker.errors import BadParamsError, TaskFailedError
 from gpu_worker.methods.base import get_method
@@ -44,14 +43,12 @@ from schemas import (
     ExperimentRequest,
     ExperimentResult,
     Lineage,
-    Presence,
     TaskInfo,
 )
 from schemas.artifacts import EVAL_SPLITS, PredictionSet, TaskView
 
 log = logging.getLogger("aar.worker")
 
-PRESENCE_EVERY_S = 10.0
 PROGRESS_EVERY_S = 1.0
 # The request method that fine-tunes the strong model (CUDA when present) instead of a head.
 FINETUNE = "finetune"
@@ -109,7 +106,7 @@ class Worker:
         self._busy = 0
         self.done = 0
         self.failed = 0
-        self._presence_task: asyncio.Task[None] | None = None
+        self._heartbeat = Heartbeat(bus, swarm, name=name, role="worker", describe=self._describe)
         self._queue: WorkQueue | None = None
 
     async def __aenter__(self) -> Self:
@@ -121,9 +118,7 @@ class Worker:
 
     async def start(self) -> None:
         """Announce presence, then start pulling requests."""
-        self._presence = await self.bus.kv(streams.presence_bucket(self.swarm))
-        await self._announce("ready")
-        self._presence_task = asyncio.create_task(self._presence_loop(), name=f"worker:{self.name}:presence")
+        await self._heartbeat.start()
         self._queue = await self.bus.work(
             self.swarm,
             self._handle,
@@ -138,14 +133,7 @@ class Worker:
         queue, self._queue = self._queue, None
         if queue is not None:
             await queue.close(grace_s)
-        task, self._presence_task = self._presence_task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            try:
-                await self._presence.delete(self.name)
-            except Exception as e:  # leaving is best effort: the entry expires anyway
-                log.debug("presence delete failed", extra={"error": repr(e)})
+        await self._heartbeat.close()
         log.info("worker stopped", extra={"worker": self.name, "done": self.done, "failed": self.failed})
 
     # -- one request ------------------------------------------------------------------------
@@ -344,36 +332,19 @@ class Worker:
         except PublishError as e:  # progress is advisory: never fail a job over it
             log.warning("progress not published", extra={"request": req.id, "error": str(e)})
 
-    async def _announce(self, state: Literal["ready", "draining"]) -> None:
+    def _describe(self) -> dict[str, object]:
         cached = sorted({f"{w}+{s}" for _, w, s, _ in self._prepared})
-        await self._presence.put(
-            self.name,
-            Presence(
-                swarm=self.swarm,
-                sender=self.name,
-                role="worker",
-                name=self.name,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                capabilities=[self.device, *cached][:32],
-                state="busy" if state == "ready" and self._busy else state,
-                info={
-                    "device": self.device,
-                    "concurrency": str(self._concurrency),
-                    "done": str(self.done),
-                    "failed": str(self.failed),
-                    "busy": str(self._busy),
-                },
-            ),
-        )
-
-    async def _presence_loop(self) -> None:
-        while True:
-            await asyncio.sleep(PRESENCE_EVERY_S)
-            try:
-                await self._announce("ready")
-            except Exception as e:  # a restarting server: try again next beat
-                log.debug("presence update failed", extra={"error": repr(e)})
+        return {
+            "capabilities": [self.device, *cached][:32],
+            "state": "busy" if self._busy else "ready",
+            "info": {
+                "device": self.device,
+                "concurrency": str(self._concurrency),
+                "done": str(self.done),
+                "failed": str(self.failed),
+                "busy": str(self._busy),
+            },
+        }
 
 
 def finetune_config(params: Mapping[str, Any], device: str) -> FinetuneConfig:
