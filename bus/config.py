@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
-from typing import Annotated, Any
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from bus.auth import inbox_prefix
 from bus.creds import Credentials, read_credentials
+from bus.errors import ConfigFileError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 
@@ -97,3 +101,36 @@ class BusConfig(msgspec.Struct, frozen=True, kw_only=True):
         if self.tls_cert_file:
             ctx.load_cert_chain(self.tls_cert_file, self.tls_key_file)
         return ctx
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def load_struct(cls: type[S], path: str | Path | None) -> S:
+    """Settings of any service or role from a JSON (``.json``) or TOML file; defaults when None.
+
+    Raises:
+        ConfigFileError: the file is missing or unreadable, does not parse, names a setting ``cls``
+            does not have, or holds a value it refuses.
+    """
+    if path is None:
+        return cls()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigFileError(e.strerror or str(e), path=str(p)) from e
+    is_json = p.suffix.lower() == ".json"
+    try:
+        data = json.loads(text) if is_json else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise ConfigFileError(f"not valid {'JSON' if is_json else 'TOML'}: {e}", path=str(p)) from e
+    if not isinstance(data, dict):
+        raise ConfigFileError("the top level must be a table/object", path=str(p))
+    if unknown := sorted(set(data) - set(cls.__struct_fields__)):
+        known = ", ".join(cls.__struct_fields__)
+        raise ConfigFileError(f"unknown setting {', '.join(unknown)} (known: {known})", path=str(p))
+    try:
+        return msgspec.convert(data, cls)
+    except msgspec.ValidationError as e:
+        raise ConfigFileError(str(e), path=str(p)) from e

@@ -41,3 +41,11 @@ class HandlerError(AarError):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+
+
+class ConfigFileError(AarError, ValueError):
+    """A settings file cannot be read, parsed, or does not fit its Struct."""
+
+    def __init__(self, reason: str, *, path: str) -> None:
+        super().__init__(f"bad config {path}: {reason}")
+        self.reason, self.path = reason, path

@@ -9,7 +9,8 @@ import math
 import msgspec
 
 from bus import Bus, BusError, Kind, RemoteError, replay, streams, subjects
-from cli.config_file import load_config
+from bus.config import load_struct
+from bus.errors import ConfigFileError
 from cli.errors import CliError
 from cli.options import add_connection_flags, add_logging_flags, add_swarm_flag, bus_config, open_bus
 from cli.signals import stop_on_signals, wait_for_stop
@@ -60,7 +61,10 @@ async def run_scorer(args: argparse.Namespace) -> int:
     """Run the scorer until Ctrl-C or SIGTERM."""
     from scorer import Scorer, ScorerConfig
 
-    config = load_config(args.config, ScorerConfig)
+    try:
+        config = load_struct(ScorerConfig, args.config)
+    except ConfigFileError as e:
+        raise CliError(str(e)) from e
     if args.name:
         try:
             config = msgspec.structs.replace(config, name=subjects.token(args.name))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import msgspec
 
+from bus.config import load_struct
+from bus.errors import ConfigFileError
 from swarm.errors import ConfigError
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -46,24 +46,7 @@ def load_config(cls: type[C], path: str | Path | None) -> C:
     Raises:
         ConfigError: the file is missing or unreadable, does not parse, or does not fit ``cls``.
     """
-    if path is None:
-        return cls()
-    p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(e.strerror or str(e), path=str(p)) from e
-    try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
-        kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
-        raise ConfigError(f"not valid {kind}: {e}", path=str(p)) from e
-    if not isinstance(data, dict):
-        raise ConfigError("the top level must be a table/object", path=str(p))
-    if unknown := sorted(set(data) - set(cls.__struct_fields__)):
-        known = ", ".join(cls.__struct_fields__)
-        raise ConfigError(f"unknown setting {', '.join(unknown)} (known: {known})", path=str(p))
-    try:
-        return msgspec.convert(data, cls)
-    except msgspec.ValidationError as e:
-        raise ConfigError(str(e), path=str(p)) from e
+        return load_struct(cls, path)
+    except ConfigFileError as e:
+        raise ConfigError(e.reason, path=e.path) from e
