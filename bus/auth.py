@@ -289,6 +289,8 @@ def _swarm_permissions(p: Permissions, g: Grants, swarm: str) -> None:
     p.publish_allow += [kind_filter(swarm, k) for k in sorted(g.publish)]
     for kind in sorted(g.read):
         p.publish_allow += _read_stream(streams.stream_name(swarm, kind))
+        # Live, as they are published, for any plain NATS client: what its stream already shows.
+        p.subscribe_allow.append(kind_filter(swarm, kind))
     for bucket in _names(g.kv_read, swarm):
         p.publish_allow += _read_stream(streams.kv_stream(bucket))
     p.publish_allow += [streams.kv_keys(b) for b in _names(g.kv_write, swarm)]

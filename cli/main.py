@@ -8,9 +8,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from cli.agent_cmd import add_agent_parsers, run_agent, run_agent_list
+from cli.dashboard_cmd import add_dashboard_parser, run_dashboard
 from cli.errors import CliError
 from cli.logs import setup_logging
 from cli.options import (
@@ -20,6 +22,7 @@ from cli.options import (
     add_swarms_flag,
     parse_duration,
 )
+from cli.report_cmd import add_report_parser, run_report
 from cli.scorer_cmd import add_scorer_parsers, run_budget, run_leaderboard, run_scorer
 from cli.server_cmd import add_server_flags, run_server
 from cli.status import run_status
@@ -51,10 +54,13 @@ def _server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _up_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "up",
-        help="bring a swarm up: embedded server (unless --nats) and its services",
-        description="Start the swarm's services in order (the embedded nats-server unless "
-        "--nats or AAR_NATS_URL names one, then the bus) and stop them in reverse "
-        "order on Ctrl-C or SIGTERM.",
+        help="bring a whole swarm up: server, scorer, workers, researchers, reviewer, dashboard",
+        description="Start, in order: the embedded nats-server (unless --nats or AAR_NATS_URL names "
+        "one), the tasks (prepared once; the first run builds the feature cache), then as separate "
+        "processes, each restarted if it crashes: the scorer, --workers workers, the reviewer, "
+        "--agents offline researchers (and --claude Claude researchers when ANTHROPIC_API_KEY is "
+        "set) and the dashboard. Ctrl-C or SIGTERM stops them in reverse order and keeps the "
+        "stream data: `aar up` again resumes the same swarm.",
     )
     add_connection_flags(p)
     add_swarm_flag(p)
@@ -63,16 +69,68 @@ def _up_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="start a new, empty swarm named <swarm>-<YYYYmmdd-HHMMSS> instead of resuming <swarm>",
     )
-    p.add_argument(
+    swarm = p.add_argument_group("the swarm")
+    swarm.add_argument(
+        "--task",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a task to prepare and work on (repeatable; default: code)",
+    )
+    swarm.add_argument(
+        "--no-prepare",
+        dest="prepare",
+        action="store_false",
+        help="do not prepare tasks (the swarm's tasks are already on the bus)",
+    )
+    swarm.add_argument("--workers", type=int, default=1, metavar="N", help="workers (default 1)")
+    swarm.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where workers train"
+    )
+    swarm.add_argument("--agents", type=int, default=2, metavar="M", help="offline researchers (default 2)")
+    swarm.add_argument(
+        "--claude", type=int, default=0, metavar="K", help="Claude researchers (needs ANTHROPIC_API_KEY)"
+    )
+    swarm.add_argument("--no-reviewer", dest="reviewer", action="store_false", help="run no reviewer")
+    swarm.add_argument(
+        "--no-scorer", action="store_true", help="run no scorer (one runs elsewhere: `aar scorer`)"
+    )
+    swarm.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=8080,
+        metavar="PORT",
+        help="dashboard port (default 8080; a free one if taken; 0: any free port)",
+    )
+    swarm.add_argument("--no-dashboard", dest="dashboard", action="store_false", help="serve no dashboard")
+    demo = p.add_argument_group("demo")
+    demo.add_argument(
+        "--demo-minutes",
+        type=float,
+        default=None,
+        metavar="N",
+        help="run unattended for N minutes, stop, then write the report (see --report-dir)",
+    )
+    demo.add_argument(
+        "--report-dir", type=Path, default=None, metavar="DIR", help="where --demo-minutes writes the report"
+    )
+    demo.add_argument(
         "--demo-seconds",
         type=parse_duration,
         default=None,
         metavar="N",
-        help="stop cleanly after N seconds (for demos, tests and CI)",
+        help="stop cleanly after N seconds, without a report (for tests and CI)",
+    )
+    demo.add_argument(
+        "--progress-every",
+        type=parse_duration,
+        default=60.0,
+        metavar="S",
+        help="print a progress line every S (default 60s)",
     )
     add_server_flags(p)
     add_logging_flags(p)
-    p.set_defaults(command="up", default_log_level="info")
+    p.set_defaults(command="up", default_log_level="warning")
 
 
 def _tail_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -153,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_tasks_parsers,
         add_scorer_parsers,
         add_agent_parsers,
+        add_dashboard_parser,
+        add_report_parser,
     ):
         add(sub)
     return parser
@@ -172,6 +232,8 @@ COMMANDS: dict[str, Command] = {
     "budget": run_budget,
     "agent-run": run_agent,
     "agent-list": run_agent_list,
+    "dashboard": run_dashboard,
+    "report": run_report,
 }
 
 

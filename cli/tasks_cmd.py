@@ -131,6 +131,7 @@ async def run_baselines(args: argparse.Namespace) -> int:
     """Compute and record baselines; print weak, ceiling and naive PGR with their seed spread."""
     from bus import streams
     from gpu_worker import catalog
+    from gpu_worker.errors import TaskFailedError
     from schemas import to_builtins
 
     async with open_bus(bus_config(args, name="aar-baselines", one_shot=True)) as bus:
@@ -142,6 +143,8 @@ async def run_baselines(args: argparse.Namespace) -> int:
                 b = await catalog.record_baselines(bus, args.swarm, task, seeds=args.seeds)
             except LookupError as e:
                 raise CliError(str(e)) from e
+            except TaskFailedError as e:
+                raise CliError(e.reason) from e
             if args.json:
                 print(json.dumps(to_builtins(b)), flush=True)
                 continue

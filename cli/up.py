@@ -1,27 +1,32 @@
 """``aar up``: bring a whole swarm up on one machine, as an ordered list of services.
 
 Services start in order and stop in reverse order (an AsyncExitStack), so the bus outlives
-everything that uses it and the embedded server outlives the bus. Today the list is the embedded
-nats-server, the swarm's bus and the scorer; workers, agents and the dashboard join it as further
-services.
+everything that uses it and the embedded server outlives the bus. In-process: the embedded
+nats-server, the operator's bus, task preparation and the progress lines. As separate, supervised
+``aar`` processes (restarted when they crash): the scorer, the workers, the reviewer, the
+researchers and the dashboard.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-
-import msgspec
+from pathlib import Path
 
 from bus import Bus, NatsServer, ensure_swarm
 from bus.auth import Role
 from bus.creds import ServerAuth
+from bus.natsd import default_data_dir, free_port
+from cli.children import Child, supervised
+from cli.errors import CliError
 from cli.options import bus_config, open_bus, redact, servers_from
 from cli.server_cmd import (
     admin_bus_config,
@@ -32,6 +37,9 @@ from cli.server_cmd import (
     server_config,
 )
 from cli.signals import stop_on_signals, wait_for_stop
+from cli.up_children import Connection, child_specs, claude_available, passthrough_flags
+from cli.up_progress import Progress, report_progress
+from cli.up_tasks import DEFAULT_TASKS, ensure_tasks
 
 log = logging.getLogger("aar.cli")
 
@@ -42,12 +50,30 @@ class UpContext:
 
     args: argparse.Namespace
     swarm: str
+    began: float = field(default_factory=time.time)
     urls: list[str] = field(default_factory=list)
     embedded: bool = False
     server: NatsServer | None = None
     auth: ServerAuth | None = None  # the embedded server's users; None when attached or --no-auth
     bus: Bus | None = None
+    tasks: list[str] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    progress: Progress | None = None
+    dashboard_url: str | None = None
+    report: Path | None = None
     notes: list[str] = field(default_factory=list)  # extra lines for the banner
+
+    @property
+    def data_dir(self) -> Path:
+        if self.server is not None:
+            return self.server.config.data_dir
+        data_dir: Path | None = self.args.data_dir
+        return (data_dir or default_data_dir()).expanduser().resolve()
+
+    @property
+    def run_dir(self) -> Path:
+        """Per-swarm files of ``aar up``: agent settings and the children's logs."""
+        return self.data_dir / "up" / self.swarm
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,23 +117,74 @@ async def _bus(ctx: UpContext) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def _scorer(ctx: UpContext) -> AsyncIterator[None]:
-    from scorer import Scorer
+async def _tasks(ctx: UpContext) -> AsyncIterator[None]:
+    assert ctx.bus is not None
+    ctx.tasks = await ensure_tasks(ctx.bus, ctx.swarm, ctx.args.task or list(DEFAULT_TASKS))
+    yield
 
-    # Its own connection, with the scorer's rights: the only role that reads labels and scores.
-    if ctx.server is not None:
-        config = msgspec.structs.replace(
-            admin_bus_config(ctx.server.config, ctx.auth, name="aar-scorer"),
-            creds_file=str(ctx.auth.creds_path(Role.SCORER)) if ctx.auth else None,
-            connect_attempts=3,
-        )
-    else:
-        config = bus_config(ctx.args, name="aar-scorer", one_shot=True)
-    async with open_bus(config) as bus, Scorer(bus, ctx.swarm):
-        ctx.notes.append(
-            f"scorer: scoring results of swarm {ctx.swarm!r} (aar leaderboard to see the boards)"
-        )
+
+@contextlib.asynccontextmanager
+async def _report(ctx: UpContext) -> AsyncIterator[None]:
+    """On the way out (after every child has stopped), write the report of a demo run."""
+    yield
+    if ctx.args.demo_minutes is None or ctx.bus is None:
+        return
+    from dashboard.report import write_report
+
+    out = ctx.args.report_dir or ctx.run_dir / "report"
+    print(f"aar: writing the report to {out}", flush=True)
+    ctx.report = await write_report(ctx.bus, ctx.swarm, Path(out))
+    print(f"aar: report: {ctx.report}", flush=True)
+
+
+@contextlib.asynccontextmanager
+async def _progress(ctx: UpContext) -> AsyncIterator[None]:
+    assert ctx.bus is not None
+    async with report_progress(ctx.bus, ctx.swarm, ctx.began, every_s=ctx.args.progress_every) as progress:
+        ctx.progress = progress
         yield
+    if progress.scores:
+        print(progress.summary(), flush=True)
+
+
+@contextlib.asynccontextmanager
+async def _children(ctx: UpContext) -> AsyncIterator[None]:
+    args = ctx.args
+    passthrough = [] if ctx.embedded else passthrough_flags(args)
+    conn = Connection(urls=ctx.urls, auth=ctx.auth, passthrough=passthrough)
+    if args.dashboard:
+        args.dashboard_port = dashboard_port(args.host, args.dashboard_port)
+        ctx.dashboard_url = f"http://{_url_host(args.host)}:{args.dashboard_port}/"
+    specs = child_specs(args, conn, ctx.swarm, ctx.tasks, ctx.run_dir)
+    logs = ctx.run_dir / "logs"
+    async with supervised(specs, logs, _print_child_line) as children:
+        ctx.children = children
+        names = ", ".join(c.spec.name for c in children)
+        ctx.notes.append(f"processes: {names or 'none'} (logs in {logs}; restarted if they crash)")
+        yield
+
+
+def _print_child_line(name: str, line: str) -> None:
+    print(f"[{name}] {line}", flush=True)
+
+
+def dashboard_port(host: str, wanted: int) -> int:
+    """``wanted`` when it is free on ``host`` (0 or taken: a free port, said in the log)."""
+    if wanted:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, wanted))
+                return wanted
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise CliError(f"cannot serve the dashboard on {host}:{wanted}: {e.strerror}") from e
+        log.warning("dashboard port taken; using a free one", extra={"port": wanted})
+    return free_port()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def uses_embedded_server(args: argparse.Namespace) -> bool:
@@ -119,8 +196,21 @@ def plan(args: argparse.Namespace) -> list[Service]:
     """The services to run, in start order."""
     services = [Service("nats", _nats)] if uses_embedded_server(args) else []
     services.append(Service("bus", _bus))
-    services.append(Service("scorer", _scorer))
+    if args.prepare:
+        services.append(Service("tasks", _tasks))
+    services += [Service("report", _report), Service("progress", _progress), Service("children", _children)]
     return services
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse what cannot work, before anything starts."""
+    for flag in ("workers", "agents", "claude"):
+        if getattr(args, flag) < 0:
+            raise CliError(f"--{flag} cannot be negative")
+    if args.claude and not claude_available():
+        raise CliError("--claude needs ANTHROPIC_API_KEY in the environment (offline researchers need none)")
+    if args.demo_minutes is not None and args.demo_minutes <= 0:
+        raise CliError("--demo-minutes must be positive")
 
 
 def fresh_swarm(swarm: str, now: float | None = None) -> str:
@@ -129,9 +219,17 @@ def fresh_swarm(swarm: str, now: float | None = None) -> str:
     return f"{swarm[: 64 - len(stamp) - 1]}-{stamp}"
 
 
+def reachable_urls(ctx: UpContext) -> str:
+    """The server URLs as another machine would use them (a wildcard bind becomes this host's name)."""
+    host = socket.gethostname()
+    urls = [u.replace("0.0.0.0", host).replace("[::]", host) for u in ctx.urls]
+    return ",".join(redact(u) for u in urls)
+
+
 def banner(ctx: UpContext) -> str:
     """How to attach to the running swarm."""
-    url = ",".join(redact(u) for u in ctx.urls)
+    url = reachable_urls(ctx)
+    swarm = f"--nats {url} --swarm {ctx.swarm}"
 
     def creds(role: Role) -> str:
         return f" --creds {ctx.auth.creds_path(role)}" if ctx.auth else ""
@@ -140,19 +238,33 @@ def banner(ctx: UpContext) -> str:
         f"aar: NATS ready at {url}",
         *(f"aar: {n}" for n in ctx.notes),
         *(creds_lines(ctx.auth) if ctx.embedded else []),
-        f"aar: swarm {ctx.swarm!r} is up. Attach from another terminal with:",
-        f"  aar tail --nats {url} --swarm {ctx.swarm}{creds(Role.OBSERVER)}",
-        f"  aar status --nats {url} --swarm {ctx.swarm}{creds(Role.OBSERVER)}",
-        f"  aar tasks prepare rt --nats {url} --swarm {ctx.swarm}{creds(Role.ADMIN)}  # operator: add a task",
-        f"  aar worker --nats {url} --swarm {ctx.swarm}{creds(Role.WORKER)}  # run experiments here",
-        "aar: Ctrl-C to stop",
     ]
+    if ctx.dashboard_url:
+        lines.append(f"aar: dashboard at {ctx.dashboard_url}")
+    if ctx.tasks:
+        lines.append(f"aar: tasks: {', '.join(ctx.tasks)}")
+    lines += [
+        f"aar: swarm {ctx.swarm!r} is up. Attach from another terminal or machine with:",
+        f"  aar agent run offline-researcher --name NAME {swarm}{creds(Role.AGENT)}  # another agent",
+        f"  aar worker {swarm}{creds(Role.WORKER)}  # run experiments there",
+        f"  aar tail {swarm}{creds(Role.OBSERVER)}",
+        f"  aar status {swarm}{creds(Role.OBSERVER)}",
+        f"  aar tasks prepare rt {swarm}{creds(Role.ADMIN)}  # operator: add a task",
+        f"  aar report {swarm}{creds(Role.ADMIN)}  # operator: write the report",
+    ]
+    if ctx.embedded and ctx.args.host in ("127.0.0.1", "localhost", "::1"):
+        lines.append("aar: (the server listens on this machine only; --host 0.0.0.0 lets others attach)")
+    lines.append("aar: Ctrl-C to stop (the swarm resumes on the next `aar up`)")
     return "\n".join(lines)
 
 
 async def run_up(args: argparse.Namespace) -> int:
     """Start every service in order, print how to attach, wait, stop them in reverse order."""
+    check_args(args)
     ctx = UpContext(args=args, swarm=fresh_swarm(args.swarm) if args.fresh else args.swarm)
+    stop_after = args.demo_seconds
+    if args.demo_minutes is not None:
+        stop_after = args.demo_minutes * 60
     async with contextlib.AsyncExitStack() as stack:
         for service in plan(args):
             log.info("starting", extra={"service": service.name})
@@ -160,6 +272,7 @@ async def run_up(args: argparse.Namespace) -> int:
         print(banner(ctx), flush=True)
         # Signal handlers cover only the wait: a second Ctrl-C during shutdown interrupts it.
         with stop_on_signals() as stop:
-            await wait_for_stop(stop, timeout_s=args.demo_seconds)
-        print("aar: stopping", flush=True)
+            await wait_for_stop(stop, timeout_s=stop_after)
+        print("aar: stopping (Ctrl-C again to stop at once)", flush=True)
+    print("aar: stopped; stream data kept (run `aar up` again to resume)", flush=True)
     return 0

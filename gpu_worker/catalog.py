@@ -12,6 +12,7 @@ import statistics
 
 from bus import Bus, streams
 from bus.store import NamedObjects
+from gpu_worker.errors import DataError
 from gpu_worker.pipeline import prepare_features
 from gpu_worker.scoring import baselines
 from gpu_worker.splits import SplitSizes, make_split
@@ -109,6 +110,7 @@ async def record_baselines(
     weak_model: str | None = None,
     strong_model: str | None = None,
     sender: str = "operator",
+    progress: bool = False,
 ) -> Baseline:
     """Compute weak, ceiling and naive accuracy over ``seeds`` seeds and store the means.
 
@@ -116,11 +118,25 @@ async def record_baselines(
     (the scorer's weak-copy detector compares submissions with them).
 
     ``spread`` holds the seed standard deviations (``weak_dev``, ``ceiling_dev``, ``naive_pgr_dev``...).
+    ``progress`` shows progress bars while the feature cache is built.
+
+    Raises:
+        LookupError: the task is not prepared.
+        DataError: the strong ceiling does not beat the weak supervisor on some seed and split.
     """
     info, view, labels = await load_prepared(bus, swarm, task)
     weak, strong = weak_model or info.weak_model, strong_model or info.strong_model
-    feats = await asyncio.to_thread(prepare_features, view, weak, strong)
+    feats = await asyncio.to_thread(prepare_features, view, weak, strong, progress=progress)
     runs = [await asyncio.to_thread(baselines, view, labels, feats, seed=s) for s in range(seeds)]
+    for r in runs:
+        for s in EVAL_SPLITS:
+            if r.ceiling[s] <= r.weak[s]:
+                raise DataError(
+                    f"task {task}: the strong ceiling ({r.ceiling[s]:.3f} on {s}) does not beat the weak "
+                    f"supervisor ({r.weak[s]:.3f}), so PGR is undefined; pick a harder task or another "
+                    "model pair",
+                    retryable=False,
+                )
     weak_acc = {s: statistics.fmean(r.weak[s] for r in runs) for s in EVAL_SPLITS}
     ceiling_acc = {s: statistics.fmean(r.ceiling[s] for r in runs) for s in EVAL_SPLITS}
     naive_acc = {s: statistics.fmean(r.naive[s] for r in runs) for s in EVAL_SPLITS}

@@ -45,6 +45,7 @@ from schemas import (
     ScoreEvent,
     TaskInfo,
     Verdict,
+    decode,
     new_id,
 )
 from tests.conftest import TEST_RETRY, server_config
@@ -563,3 +564,27 @@ def test_the_admin_has_no_limits_and_no_role_publishes_what_it_must_not() -> Non
         for kind in (Kind.SCORES, Kind.VERDICTS, Kind.FLAGS, Kind.BUDGET):
             assert s.kind_filter("*", kind) in p.publish_deny
         assert "$JS.API.STREAM.DELETE.>" in p.publish_deny and "$JS.API.STREAM.PURGE.>" in p.publish_deny
+
+
+async def test_a_plain_nats_client_with_a_roles_seed_hears_what_the_role_may_read(
+    authd: Authd, admin: Bus
+) -> None:
+    # No aar code on the client side: nats-py with the seed from the role's credentials file.
+    text = authd.auth.creds_path(Role.OBSERVER).read_text()
+    seed = next(line for line in text.splitlines() if line.startswith("SU"))
+    refused: list[Exception] = []
+
+    async def on_error(e: Exception) -> None:
+        refused.append(e)
+
+    nc = await nats.connect(authd.server.config.client_url, nkeys_seed_str=seed, error_cb=on_error)
+    try:
+        scores = await nc.subscribe(s.kind_filter(SWARM, Kind.SCORES))
+        await nc.subscribe(s.kind_filter(SWARM, Kind.VERDICTS))
+        await eventually(lambda: any("verdicts" in str(e) for e in refused))  # refused
+        score = ScoreEvent(swarm=SWARM, sender="scorer", task="t", method="naive", status="accepted")
+        await admin.publish(score)
+        msg = await scores.next_msg(timeout=5)
+        assert decode(msg.data) == score
+    finally:
+        await nc.close()

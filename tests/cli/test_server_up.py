@@ -22,6 +22,8 @@ from tests.cli.conftest import RunCli
 from tests.helpers import eventually
 
 AAR = Path(sys.executable).parent / "aar"
+# `aar up` with nothing beside the server and the bus: no task, no child processes.
+BARE = ("--no-prepare", "--no-scorer", "--workers", "0", "--agents", "0", "--no-reviewer", "--no-dashboard")
 
 
 async def _read_until(stream: asyncio.StreamReader, pattern: str, timeout: float = 20.0) -> re.Match[str]:
@@ -125,6 +127,9 @@ async def test_up_embedded_runs_for_demo_seconds(run_cli: RunCli, tmp_path: Path
         "demo",
         "--demo-seconds",
         "1",
+        "--log-level",
+        "info",
+        *BARE,
     )
     assert result.rc == 0, result.err
     observer = tmp_path / "creds" / "observer.creds"
@@ -150,6 +155,7 @@ async def test_up_embedded_without_auth_says_so(run_cli: RunCli, tmp_path: Path)
         "--no-auth",
         "--demo-seconds",
         "0.2",
+        *BARE,
     )
     assert result.rc == 0, result.err
     assert "authorization off" in result.out and "--creds" not in result.out
@@ -160,7 +166,9 @@ async def test_up_embedded_without_auth_says_so(run_cli: RunCli, tmp_path: Path)
 async def test_up_attaches_to_a_running_server_with_a_fresh_swarm(
     run_cli: RunCli, bus: Bus, nats_url: str, swarm: str
 ) -> None:
-    result = await run_cli("up", "--nats", nats_url, "--swarm", swarm, "--fresh", "--demo-seconds", "0.2")
+    result = await run_cli(
+        "up", "--nats", nats_url, "--swarm", swarm, "--fresh", "--demo-seconds", "0.2", *BARE
+    )
     assert result.rc == 0, result.err
     assert "nats-server" not in result.err  # nothing embedded
     fresh = [s for s in await list_swarms(bus) if s.startswith(f"{swarm}-")]
@@ -168,5 +176,5 @@ async def test_up_attaches_to_a_running_server_with_a_fresh_swarm(
 
 
 async def test_up_with_an_unreachable_server_exits_2(run_cli: RunCli) -> None:
-    result = await run_cli("up", "--nats", f"nats://127.0.0.1:{free_port()}", "--demo-seconds", "1")
+    result = await run_cli("up", "--nats", f"nats://127.0.0.1:{free_port()}", "--demo-seconds", "1", *BARE)
     assert result.rc == 2 and "cannot connect to NATS" in result.err
