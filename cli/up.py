@@ -154,7 +154,8 @@ async def _children(ctx: UpContext) -> AsyncIterator[None]:
     conn = Connection(urls=ctx.urls, auth=ctx.auth, passthrough=passthrough)
     if args.dashboard:
         args.dashboard_port = dashboard_port(args.host, args.dashboard_port)
-        ctx.dashboard_url = f"http://{_url_host(args.host)}:{args.dashboard_port}/"
+        host = _outward_address() if args.host in _WILDCARDS else args.host
+        ctx.dashboard_url = f"http://{_url_host(host)}:{args.dashboard_port}/"
     specs = child_specs(args, conn, ctx.swarm, ctx.tasks, ctx.run_dir)
     logs = ctx.run_dir / "logs"
     async with supervised(specs, logs, _print_child_line) as children:
@@ -219,11 +220,25 @@ def fresh_swarm(swarm: str, now: float | None = None) -> str:
     return f"{swarm[: 64 - len(stamp) - 1]}-{stamp}"
 
 
+_WILDCARDS = ("0.0.0.0", "::", "")
+
+
 def reachable_urls(ctx: UpContext) -> str:
-    """The server URLs as another machine would use them (a wildcard bind becomes this host's name)."""
-    host = socket.gethostname()
-    urls = [u.replace("0.0.0.0", host).replace("[::]", host) for u in ctx.urls]
-    return ",".join(redact(u) for u in urls)
+    """The server URLs as another machine would use them: a wildcard bind becomes this host's address."""
+    if ctx.server is not None and ctx.server.config.host in _WILDCARDS:
+        return f"nats://{_outward_address()}:{ctx.server.config.port}"
+    return ",".join(redact(u) for u in ctx.urls)
+
+
+def _outward_address() -> str:
+    """The address of the interface this host reaches others through (its hostname if unknown)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: picks a route, sends nothing
+            address: str = probe.getsockname()[0]
+        except OSError:
+            return socket.gethostname()
+    return address
 
 
 def banner(ctx: UpContext) -> str:

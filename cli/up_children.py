@@ -71,7 +71,8 @@ def offline_config(index: int, tasks: list[str]) -> dict[str, object]:
         "families": list(_FAMILIES[index % len(_FAMILIES)]),
         "shuffle_seed": index,
         "start_delay_s": float(index),
-        # A swarm left running keeps searching (past the catalogue: more seeds of what does best).
+        # Enough rounds to work through the whole catalogue and the neighbours of the best configs;
+        # after that an offline researcher has nothing new to try and waits.
         "max_rounds": 20,
     }
     if tasks:

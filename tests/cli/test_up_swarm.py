@@ -191,10 +191,11 @@ async def test_up_brings_a_whole_swarm_up_and_resumes_it(tmp_path: Path) -> None
     assert order == sorted(order)
     assert not pids_of(str(data), "scorer") and not pids_of(str(data), "worker")
 
-    # The same command again resumes the swarm: the task is ready, the scores are still there.
+    # The same command again resumes the swarm: the task is ready, the scores are still there; as a
+    # demo it stops by itself and writes the report.
     again = await start_up(
         *server, "--swarm", "e2e", "--task", str(task), "--workers", "0", "--agents", "0",
-        "--no-reviewer", "--no-dashboard", "--no-scorer", env=env,
+        "--no-reviewer", "--no-dashboard", "--no-scorer", "--demo-minutes", "0.5", env=env,
     )  # fmt: skip
     try:
         await again.expect(r"aar: Ctrl-C to stop", timeout=60)
@@ -206,10 +207,15 @@ async def test_up_brings_a_whole_swarm_up_and_resumes_it(tmp_path: Path) -> None
         tailed, _ = await tail.communicate()
         stored = json.loads(tailed.splitlines()[0])
         assert tail.returncode == 0 and stored["kind"] == "score" and stored["task"] == "tiny"
+        assert await again.finish(timeout=120) == 0, "\n".join(again.lines)
     finally:
-        again.proc.send_signal(signal.SIGINT)
-        assert await again.finish(timeout=60) == 0, "\n".join(again.lines)
+        if again.proc.returncode is None:
+            again.proc.kill()
     assert not any("preparing task" in line for line in again.lines)
+    report = data / "up" / "e2e" / "report"
+    assert f"aar: report: {report / 'index.html'}" in again.lines
+    assert "## Summary" in (report / "report.md").read_text()
+    assert (report / "pgr-over-time-tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 async def _dashboard_shows_new_scores_live(url: str, heard: asyncio.Queue[dict[str, Any]]) -> None:
