@@ -4,9 +4,11 @@
 
 (a) N tiny agents in one process, one embedded nats-server; ScoreEvents published as the scorer
 would, each stamped with its send time; latency = when ``on_score`` ran - when it was published.
-(b) two offline researchers + a reviewer + real workers and a real scorer for ``--minutes`` on a
-prepared task, then ``naive`` run with as many experiments; reports the final-split PGR of the
-swarm's best config (>= 3 seeds, chosen by dev PGR) against naive's, read from the verdicts.
+(b) three offline researchers + a reviewer + real workers and a real scorer for ``--minutes`` on a
+prepared task; then, on a fresh swarm with at most as many experiments, every library method at its
+default params with 3 seeds each. Reports the final-split mean PGR of the swarm's best config
+(>= 3 seeds, chosen by dev PGR) against that of the best single method (chosen the same way), read
+from the verdicts.
 The last line printed is one JSON object; figures not measured are null.
 """
 
@@ -95,41 +97,68 @@ async def w2s(
             await stack.enter_async_context(OfflineResearcher(bus, swarm, name=f"res{i}", config=rc))
         await asyncio.sleep(minutes * 60)
     swarm_verdicts = [v for v in await replay(bus, swarm, Kind.VERDICTS, Verdict) if v.status == "accepted"]
+    swarm_best = _best_final(swarm_verdicts)
+    n = len(swarm_verdicts)
+    print(f"swarm: {n} experiments in {minutes} min, best verified final PGR {swarm_best}", flush=True)
+    single = await best_single_method(bus, f"{swarm}n", task, workers, budget=max(n, 1), cfg=cfg)
+    return swarm_best, single
+
+
+def _best_final(verdicts: list[Verdict], min_seeds: int = 3) -> float | None:
+    """Final-split mean PGR of the config with the best dev mean among those with ``min_seeds`` seeds."""
     by_config: dict[str, list[Verdict]] = {}
-    for v in swarm_verdicts:
+    for v in verdicts:
         by_config.setdefault(v.config_key, []).append(v)
     ready = [
         vs
         for vs in by_config.values()
-        if len(vs) >= 3 and all("dev" in v.pgr and "final" in v.pgr for v in vs)
+        if len(vs) >= min_seeds and all("dev" in v.pgr and "final" in v.pgr for v in vs)
     ]
     best = max(ready, key=lambda vs: statistics.fmean(v.pgr["dev"] for v in vs), default=None)
-    swarm_best = statistics.fmean(v.pgr["final"] for v in best) if best else None
-    n = len(swarm_verdicts)
-    # The single method with the same count of experiments (seeds), scored the same way.
-    single_swarm = f"{swarm}n"
-    await ensure_swarm(bus, single_swarm)
-    await catalog.prepare(bus, single_swarm, task)
-    await catalog.record_baselines(bus, single_swarm, task, seeds=2)
-    from schemas import ExperimentRequest
+    return statistics.fmean(v.pgr["final"] for v in best) if best else None
 
+
+async def best_single_method(
+    bus: Bus, swarm: str, task: str, workers: int, *, budget: int, cfg: Any, seeds: int = 3
+) -> float | None:
+    """Every library method at its default params, ``seeds`` seeds each, within ``budget`` experiments.
+
+    The method a careful person would pick without a swarm: the one with the best mean dev PGR; its
+    final-split mean is what the swarm has to beat.
+    """
+    from gpu_worker import catalog
+    from gpu_worker.service import Worker
+    from schemas import ExperimentRequest
+    from scorer import Scorer
+    from swarm.roles.offline_researcher import SPACE
+
+    methods = list(SPACE)[: max(1, budget // seeds)]
+    await ensure_swarm(bus, swarm)
+    await catalog.prepare(bus, swarm, task)
+    await catalog.record_baselines(bus, swarm, task, seeds=2)
+    want = len(methods) * seeds
     async with AsyncExitStack() as stack:
         for i in range(workers):
-            await stack.enter_async_context(Worker(bus, single_swarm, name=f"w{i}", device="cpu"))
-        await stack.enter_async_context(Scorer(bus, single_swarm, cfg))
-        for s in range(max(n, 1)):
-            await bus.publish(
-                ExperimentRequest(swarm=single_swarm, sender="single", task=task, method="naive", seed=s)
-            )
-        deadline = time.monotonic() + minutes * 60
+            await stack.enter_async_context(Worker(bus, swarm, name=f"w{i}", device="cpu"))
+        await stack.enter_async_context(Scorer(bus, swarm, cfg))
+        for method in methods:
+            for s in range(seeds):
+                await bus.publish(
+                    ExperimentRequest(swarm=swarm, sender="single", task=task, method=method, seed=s)
+                )
+        deadline = time.monotonic() + 30 * 60
         got: list[Verdict] = []
         while time.monotonic() < deadline:
-            got = await replay(bus, single_swarm, Kind.VERDICTS, Verdict)
-            if len(got) >= max(n, 1):
+            got = await replay(bus, swarm, Kind.VERDICTS, Verdict)
+            if len(got) >= want:
                 break
             await asyncio.sleep(2)
-    finals = [v.pgr["final"] for v in got if v.status == "accepted" and "final" in v.pgr]
-    return swarm_best, (statistics.fmean(finals) if finals else None)
+    accepted = [v for v in got if v.status == "accepted"]
+    best = _best_final(accepted, min_seeds=seeds)
+    print(
+        f"single methods: {len(methods)} methods x {seeds} seeds ({len(got)} scored), best {best}", flush=True
+    )
+    return best
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -164,7 +193,7 @@ if __name__ == "__main__":
     ap.add_argument("--agents", type=int, default=100)
     ap.add_argument("--events", type=int, default=20)
     ap.add_argument("--w2s", action="store_true", help="also run the offline swarm vs naive (minutes)")
-    ap.add_argument("--task", default="roget")
+    ap.add_argument("--task", default="code", help="default: code, the task `aar up` works on")
     ap.add_argument("--minutes", type=float, default=4.0)
     ap.add_argument("--workers", type=int, default=2)
     print(json.dumps(asyncio.run(main(ap.parse_args()))))

@@ -178,3 +178,19 @@ async def test_up_attaches_to_a_running_server_with_a_fresh_swarm(
 async def test_up_with_an_unreachable_server_exits_2(run_cli: RunCli) -> None:
     result = await run_cli("up", "--nats", f"nats://127.0.0.1:{free_port()}", "--demo-seconds", "1", *BARE)
     assert result.rc == 2 and "cannot connect to NATS" in result.err
+
+
+async def test_up_refuses_claude_researchers_without_an_api_key(
+    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    result = await run_cli("up", "--nats", f"nats://127.0.0.1:{free_port()}", "--claude", "2")
+    assert result.rc == 2 and "--claude needs ANTHROPIC_API_KEY" in result.err
+
+
+async def test_up_refuses_an_unknown_task_before_starting_any_process(
+    run_cli: RunCli, bus: Bus, nats_url: str, swarm: str
+) -> None:
+    result = await run_cli("up", "--nats", nats_url, "--swarm", swarm, "--task", "nosuch", "--no-dashboard")
+    assert result.rc == 2
+    assert "unknown task 'nosuch': not a registered task" in result.err and "Traceback" not in result.err
