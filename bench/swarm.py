@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import tempfile
@@ -24,7 +25,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from bus import Bus, BusConfig, Kind, NatsServer, ServerConfig, ensure_swarm, replay
+from bus import Bus, BusConfig, Delivery, Kind, NatsServer, ServerConfig, StartAt, ensure_swarm, replay
 from bus.natsd import free_port
 from schemas import Lineage, ScoreEvent, Verdict
 from swarm.agent import Agent
@@ -137,22 +138,27 @@ async def best_single_method(
     await catalog.prepare(bus, swarm, task)
     await catalog.record_baselines(bus, swarm, task, seeds=2)
     want = len(methods) * seeds
+    got: list[Verdict] = []
+    enough = asyncio.Event()
+
+    async def on_verdict(verdict: Verdict, _: Delivery) -> None:
+        got.append(verdict)
+        if len(got) >= want:
+            enough.set()
+
     async with AsyncExitStack() as stack:
         for i in range(workers):
             await stack.enter_async_context(Worker(bus, swarm, name=f"w{i}", device="cpu"))
         await stack.enter_async_context(Scorer(bus, swarm, cfg))
+        # Counted as they come: polling the stream's state can time out while a worker trains.
+        await bus.subscribe(swarm, Kind.VERDICTS, on_verdict, expect=Verdict, start=StartAt.all())
         for method in methods:
             for s in range(seeds):
                 await bus.publish(
                     ExperimentRequest(swarm=swarm, sender="single", task=task, method=method, seed=s)
                 )
-        deadline = time.monotonic() + 30 * 60
-        got: list[Verdict] = []
-        while time.monotonic() < deadline:
-            got = await replay(bus, swarm, Kind.VERDICTS, Verdict)
-            if len(got) >= want:
-                break
-            await asyncio.sleep(2)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(enough.wait(), 30 * 60)
     accepted = [v for v in got if v.status == "accepted"]
     best = _best_final(accepted, min_seeds=seeds)
     print(
