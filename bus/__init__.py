@@ -3,7 +3,7 @@
 from bus.admin import ensure_swarm, list_swarms, swarm_state
 from bus.config import DEFAULT_URL, BusConfig
 from bus.connection import Bus, RemoteError
-from bus.consume import Consumer, Delivery, StartAt, WorkQueue, replay
+from bus.consume import Consumer, Delivery, StartAt, WorkQueue, peek_stored, replay
 from bus.errors import BusError, HandlerError, InvalidSubjectError, PublishError, ServerError
 from bus.natsd import NatsServer, ServerConfig
 from bus.subjects import Kind
@@ -27,6 +27,7 @@ __all__ = [
     "WorkQueue",
     "ensure_swarm",
     "list_swarms",
+    "peek_stored",
     "replay",
     "swarm_state",
 ]

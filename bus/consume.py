@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
@@ -421,6 +421,31 @@ class WorkQueue:
                 if now - started >= self._heartbeat_s / 2:
                     with contextlib.suppress(nats.errors.Error, OSError):
                         await raw.in_progress()
+
+
+async def peek_stored(
+    bus: Bus, swarm: str, kind: subjects.Kind, *, newest: int | None = None
+) -> AsyncIterator[api.RawStreamMsg]:
+    """The messages stored in ``kind``'s stream now, oldest first, by direct gets that take nothing.
+
+    For the work queue, which admits no consumer but the workers' one (so ``replay`` cannot read
+    it): what is queued or being worked on. ``newest`` keeps only the last that many sequences.
+    """
+    stream = streams.stream_name(swarm, kind)
+    filter_subject = subjects.kind_filter(swarm, kind)
+    state = (await bus.js.stream_info(stream)).state
+    if not state.messages:
+        return
+    seq = state.first_seq if newest is None else max(state.first_seq, state.last_seq - newest + 1)
+    while seq <= state.last_seq:
+        try:
+            stored = await bus.js.get_msg(stream, seq, subject=filter_subject, next=True)
+        except nats.js.errors.NotFoundError:
+            return  # nothing stored at or after seq
+        if stored.seq is None or stored.seq > state.last_seq:
+            return
+        seq = stored.seq + 1
+        yield stored
 
 
 async def replay(

@@ -17,7 +17,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from bus import Bus, Delivery, Kind, StartAt, list_swarms, streams, subjects
+from bus import Bus, Delivery, Kind, StartAt, list_swarms, peek_stored, streams, subjects
 from bus.admin import swarm_exists
 from bus.auth import readable_kinds
 from cli import format as fmt
@@ -121,17 +121,7 @@ async def _follow_requests(bus: Bus, swarm: str, printer: Printer, since: float 
     sub = await bus.nc.subscribe(filter_subject, cb=on_live)
     await bus.nc.flush()  # the server knows our interest before history is read: no gap
     if since is not None:
-        stream = streams.stream_name(swarm, Kind.REQUESTS)
-        state = (await bus.js.stream_info(stream)).state
-        seq = state.first_seq
-        while seq <= state.last_seq:
-            try:
-                stored = await bus.js.get_msg(stream, seq, subject=filter_subject, next=True)
-            except nats.js.errors.NotFoundError:
-                break  # nothing stored at or after seq
-            if stored.seq is None or stored.seq > state.last_seq:
-                break
-            seq = stored.seq + 1
+        async for stored in peek_stored(bus, swarm, Kind.REQUESTS):
             if stored.time is not None and stored.time.timestamp() < since:
                 continue
             show(stored.data or b"", stored.subject or filter_subject)

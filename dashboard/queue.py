@@ -17,7 +17,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from bus import Bus, Kind, streams, subjects
+from bus import Bus, Kind, peek_stored, streams, subjects
 from dashboard.state import QueueStats
 from schemas import ExperimentRequest, SchemaError, decode_as
 
@@ -55,18 +55,7 @@ class QueueWatch:
             await self._deliver(raw.data, raw.subject)
 
     async def _read_stored(self) -> None:
-        state = (await self._bus.js.stream_info(self._stream)).state
-        if not state.messages:
-            return
-        seq = max(state.first_seq, state.last_seq - self._backlog + 1)
-        while seq <= state.last_seq:
-            try:
-                stored = await self._bus.js.get_msg(self._stream, seq, subject=self._filter, next=True)
-            except nats.js.errors.NotFoundError:
-                break  # nothing stored at or after seq
-            if stored.seq is None or stored.seq > state.last_seq:
-                break
-            seq = stored.seq + 1
+        async for stored in peek_stored(self._bus, self._swarm, Kind.REQUESTS, newest=self._backlog):
             await self._deliver(stored.data or b"", stored.subject or self._filter)
 
     async def _deliver(self, data: bytes, subject: str) -> None:

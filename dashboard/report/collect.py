@@ -13,7 +13,7 @@ from typing import TypeVar
 import nats.errors
 import nats.js.errors
 
-from bus import Bus, BusError, Kind, replay, streams, subjects
+from bus import Bus, BusError, Kind, peek_stored, replay, streams
 from bus.admin import swarm_exists
 from dashboard.report.errors import ReportError
 from schemas import (
@@ -108,19 +108,10 @@ async def _queued_requests(bus: Bus, swarm: str) -> list[ExperimentRequest]:
 
     A work-queue stream admits no consumer but the workers' one, so ``replay`` cannot read it.
     """
-    stream = streams.stream_name(swarm, Kind.REQUESTS)
-    state = (await bus.js.stream_info(stream)).state
-    filter_subject = subjects.kind_filter(swarm, Kind.REQUESTS)
     out: list[ExperimentRequest] = []
-    seq = state.first_seq
-    while seq <= state.last_seq and len(out) < MAX_QUEUED_REQUESTS and state.messages:
-        try:
-            stored = await bus.js.get_msg(stream, seq, subject=filter_subject, next=True)
-        except nats.js.errors.NotFoundError:
-            break  # nothing stored at or after seq
-        if stored.seq is None or stored.seq > state.last_seq:
+    async for stored in peek_stored(bus, swarm, Kind.REQUESTS):
+        if len(out) >= MAX_QUEUED_REQUESTS:
             break
-        seq = stored.seq + 1
         try:
             out.append(decode_as(stored.data or b"", ExperimentRequest))
         except SchemaError:
