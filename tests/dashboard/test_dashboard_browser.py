@@ -4,20 +4,18 @@ reload, pushed from the bus through the real Scorer, the dashboard server and th
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from bus import Bus, Kind, StartAt
 from dashboard import Dashboard
 from schemas import ForumPost, ScoreEvent
 from scorer import Scorer
-from scorer.synthetic import SyntheticTask, publish_task
+from scorer.synthetic import SyntheticTask
 from tests.dashboard.cdp import CHROMIUM, Chromium, chromium_available
 from tests.dashboard.support import submit_at
 from tests.helpers import Collector
-from tests.scorer.conftest import TEST_CONFIG, WORKER, register
+from tests.scorer.conftest import WORKER
 
 pytestmark = pytest.mark.skipif(
     not chromium_available(),
@@ -25,19 +23,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def synth(bus: Bus, swarm: str) -> SyntheticTask:
-    task = await publish_task(bus, swarm, n_eval=400)
-    await register(bus, swarm, WORKER, "worker")
-    return task
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def scorer(bus: Bus, swarm: str, synth: SyntheticTask) -> AsyncIterator[Scorer]:
-    async with Scorer(bus, swarm, TEST_CONFIG) as running:
-        yield running
 
 
 def row(result_id: str) -> str:

@@ -16,25 +16,12 @@ from bus import Bus, Delivery, Kind, StartAt, streams
 from dashboard import Dashboard, FeedConfig
 from schemas import ExperimentProgress, ExperimentRequest, ForumPost, Leaderboard, Lineage, ScoreEvent
 from scorer import Scorer
-from scorer.synthetic import SyntheticTask, publish_task, submit
+from scorer.synthetic import SyntheticTask, submit
 from tests.dashboard.support import EventStream, Matcher, row, score_for, submit_at
 from tests.helpers import Collector, eventually
-from tests.scorer.conftest import TEST_CONFIG, WORKER, register
+from tests.scorer.conftest import WORKER
 
 FAST = FeedConfig(queue_every_s=0.2, catch_up_s=10.0)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def synth(bus: Bus, swarm: str) -> SyntheticTask:
-    task = await publish_task(bus, swarm, n_eval=400)
-    await register(bus, swarm, WORKER, "worker")
-    return task
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def scorer(bus: Bus, swarm: str, synth: SyntheticTask) -> AsyncIterator[Scorer]:
-    async with Scorer(bus, swarm, TEST_CONFIG) as running:
-        yield running
 
 
 @pytest_asyncio.fixture(loop_scope="session")
