@@ -84,7 +84,6 @@ class Child:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.restarts = 0
-        self.started = asyncio.Event()  # set once the first process is running
 
     @property
     def pid(self) -> int | None:
@@ -121,7 +120,6 @@ class Child:
             began = time.monotonic()
             self._proc = proc = await self._spawn()
             log.info("child started", extra={"child": self.spec.name, "pid": proc.pid})
-            self.started.set()
             await self._pump(proc)
             rc = await proc.wait()
             if self._stopping.is_set():

@@ -25,7 +25,7 @@ from bus import Bus, NatsServer, ensure_swarm
 from bus.auth import Role
 from bus.creds import ServerAuth
 from bus.natsd import default_data_dir, free_port
-from cli.children import Child, supervised
+from cli.children import supervised
 from cli.errors import CliError
 from cli.options import bus_config, open_bus, redact, servers_from
 from cli.server_cmd import (
@@ -38,7 +38,7 @@ from cli.server_cmd import (
 )
 from cli.signals import stop_on_signals, wait_for_stop
 from cli.up_children import Connection, child_specs, claude_available, passthrough_flags
-from cli.up_progress import Progress, report_progress
+from cli.up_progress import report_progress
 from cli.up_tasks import DEFAULT_TASKS, ensure_tasks
 
 log = logging.getLogger("aar.cli")
@@ -57,10 +57,7 @@ class UpContext:
     auth: ServerAuth | None = None  # the embedded server's users; None when attached or --no-auth
     bus: Bus | None = None
     tasks: list[str] = field(default_factory=list)
-    children: list[Child] = field(default_factory=list)
-    progress: Progress | None = None
     dashboard_url: str | None = None
-    report: Path | None = None
     notes: list[str] = field(default_factory=list)  # extra lines for the banner
 
     @property
@@ -133,15 +130,14 @@ async def _report(ctx: UpContext) -> AsyncIterator[None]:
 
     out = ctx.args.report_dir or ctx.run_dir / "report"
     print(f"aar: writing the report to {out}", flush=True)
-    ctx.report = await write_report(ctx.bus, ctx.swarm, Path(out))
-    print(f"aar: report: {ctx.report}", flush=True)
+    index = await write_report(ctx.bus, ctx.swarm, Path(out))
+    print(f"aar: report: {index}", flush=True)
 
 
 @contextlib.asynccontextmanager
 async def _progress(ctx: UpContext) -> AsyncIterator[None]:
     assert ctx.bus is not None
     async with report_progress(ctx.bus, ctx.swarm, ctx.began, every_s=ctx.args.progress_every) as progress:
-        ctx.progress = progress
         yield
     if progress.scores:
         print(progress.summary(), flush=True)
@@ -159,7 +155,6 @@ async def _children(ctx: UpContext) -> AsyncIterator[None]:
     specs = child_specs(args, conn, ctx.swarm, ctx.tasks, ctx.run_dir)
     logs = ctx.run_dir / "logs"
     async with supervised(specs, logs, _print_child_line) as children:
-        ctx.children = children
         names = ", ".join(c.spec.name for c in children)
         ctx.notes.append(f"processes: {names or 'none'} (logs in {logs}; restarted if they crash)")
         yield
