@@ -40,7 +40,9 @@ SWARM = "scorerbench"
 WORKER = "bench-worker"
 
 
-async def _results(bus: Bus, synth: SyntheticTask, n: int, seed: int) -> list[ExperimentResult]:
+async def _results(
+    bus: Bus, synth: SyntheticTask, n: int, seed: int, *, inline_off: bool
+) -> list[ExperimentResult]:
     rng = np.random.default_rng(seed)
     out = []
     for k in range(n):
@@ -54,6 +56,7 @@ async def _results(bus: Bus, synth: SyntheticTask, n: int, seed: int) -> list[Ex
                 final=synth.with_accuracy("final", acc, rng),
                 worker=WORKER,
                 agent=f"agent{k % 16}",
+                inline=not inline_off,
                 method=f"m{k % 50}",
                 seed=k,
                 publish=False,
@@ -111,8 +114,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 synth = await publish_task(bus, SWARM, n_eval=args.eval)
                 async with Heartbeat(bus, SWARM, name=WORKER, role="worker"):
                     t0 = time.perf_counter()
-                    burst = await _results(bus, synth, args.results, seed=1)
-                    paced = await _results(bus, synth, args.paced, seed=2)
+                    burst = await _results(bus, synth, args.results, seed=1, inline_off=args.stored)
+                    paced = await _results(bus, synth, args.paced, seed=2, inline_off=args.stored)
                     stored_s = time.perf_counter() - t0
                     print(f"stored {2 * (len(burst) + len(paced))} prediction sets in {stored_s:.1f}s")
                     received: dict[str, float] = {}
@@ -136,6 +139,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         # Wait until the scorer's durable consumer exists, so no result waits on start-up.
                         await _wait_for_consumer(bus)
                         sent_at: dict[str, float] = {}
+                        procs = {"scorer": scorer.pid, "server": server.pid, "bench": os.getpid()}
+                        cpu_before = {k: _cpu_seconds(pid) for k, pid in procs.items()}
                         t_start = time.perf_counter()
                         for r in burst:
                             sent_at[r.id] = time.perf_counter()
@@ -143,6 +148,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                         async with asyncio.timeout(args.timeout):
                             await burst_done.wait()
                         burst_s = max(received[r.id] for r in burst) - t_start
+                        cpu_ms = {
+                            k: _per_result_ms(cpu_before[k], _cpu_seconds(pid), len(burst))
+                            for k, pid in procs.items()
+                        }
                         gap = 1.0 / args.rate
                         next_at = time.perf_counter()
                         for r in paced:
@@ -165,10 +174,29 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "paced_rate_per_s": args.rate,
         "scorer_concurrency": args.concurrency,
         "sync_always": not args.no_sync_always,
+        "predictions": "stored" if args.stored else "inline",
         "results_per_s": round(len(burst) / burst_s, 1),
         "score_latency_p50_ms": round(percentile(latencies, 0.50), 2),
         "score_latency_p99_ms": round(percentile(latencies, 0.99), 2),
+        # CPU each process spent per result during the burst: steadier than wall time on a shared
+        # machine, and it says which process bounds the throughput.
+        **{f"{k}_cpu_ms_per_result": v for k, v in cpu_ms.items()},
     }
+
+
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _per_result_ms(before: float | None, after: float | None, n: int) -> float | None:
+    if before is None or after is None or n <= 0:
+        return None
+    return round((after - before) * 1000 / n, 3)
 
 
 async def _wait_for_consumer(bus: Bus) -> None:
@@ -193,6 +221,12 @@ def main() -> None:
     p.add_argument("--eval", type=int, default=2000, help="examples per prediction set (dev and final)")
     p.add_argument("--concurrency", type=int, default=64, help="the scorer's concurrent results")
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument(
+        "--stored",
+        action="store_true",
+        help="store every prediction set as an artifact (as a worker does for large splits) instead "
+        "of carrying it in the result (as a worker does up to INLINE_PREDICTIONS_MAX_BYTES)",
+    )
     p.add_argument(
         "--no-sync-always",
         action="store_true",

@@ -34,7 +34,7 @@ from gpu_worker.pipeline import prepare_features, run_experiment
 from gpu_worker.scoring import Baselines, accuracy, baselines
 from gpu_worker.tasks import task_names
 from schemas import ExperimentRequest, ExperimentResult, TaskInfo
-from schemas.artifacts import PredictionSet, TaskLabels, TaskView
+from schemas.artifacts import TaskLabels, TaskView
 
 SWARM = "w2sbench"
 
@@ -146,8 +146,9 @@ async def _through_bus(
             print(f"  FAILED {job.task}/{job.label} seed {job.seed}: {res.error}", flush=True)
             continue
         preds = {}
+        sets = await artifacts.prediction_sets(res)
         for split in ("dev", "final"):
-            p = PredictionSet.from_bytes(await artifacts.get(res.predictions[split]))
+            p = sets[split]
             ids = p.ids or tasks[job.task].view.split(split).ids  # packed: the view's order
             preds[split] = dict(zip(ids, p.label_list(), strict=True))
         _record(tasks[job.task], job.label, preds["dev"], preds["final"])

@@ -24,7 +24,8 @@ from nats.js.object_store import (
 
 from bus import streams
 from bus.errors import BusError
-from schemas import ArtifactRef, Message, SchemaError, decode, encode
+from schemas import ArtifactRef, ExperimentResult, Message, SchemaError, decode, encode
+from schemas.artifacts import INLINE_PREDICTIONS_MAX_BYTES, PredictionSet
 
 if TYPE_CHECKING:
     from bus.connection import Bus
@@ -149,6 +150,44 @@ class Artifacts:
         if hashlib.sha256(data).hexdigest() != ref.sha256:
             raise BusError(f"artifact {ref.name} does not match its sha256")
         return data
+
+    async def place_predictions(
+        self, sets: dict[str, PredictionSet], *, inline_max: int = INLINE_PREDICTIONS_MAX_BYTES
+    ) -> dict[str, Any]:
+        """Where a result's prediction sets go: in the message when small, else stored as artifacts.
+
+        Returns the result's ``predictions`` and ``inline_predictions`` fields, as keyword arguments.
+        """
+        encoded = {split: ps.to_bytes() for split, ps in sets.items()}
+        if sum(len(b) for b in encoded.values()) <= inline_max:
+            return {"predictions": {}, "inline_predictions": dict(sets)}
+        refs = {
+            split: await self.put(data, content_type="application/x-aar-predictions+msgpack")
+            for split, data in encoded.items()
+        }
+        return {"predictions": refs, "inline_predictions": {}}
+
+    async def prediction_sets(self, result: ExperimentResult) -> dict[str, PredictionSet]:
+        """A result's prediction sets by split: those it carries, and those it references, read.
+
+        Raises:
+            BusError: a referenced set is missing or does not match its hash (naming the split).
+            SchemaError: a referenced artifact is not a prediction set (naming the split).
+        """
+        out = dict(result.inline_predictions)
+        stored = [s for s in result.predictions if s not in out]
+        reads = (self.get(result.predictions[s]) for s in stored)
+        fetched = await asyncio.gather(*reads, return_exceptions=True)
+        for split, data in zip(stored, fetched, strict=True):
+            if isinstance(data, BusError):
+                raise BusError(f"{split} predictions unreadable: {data}") from data
+            if isinstance(data, BaseException):
+                raise data
+            try:
+                out[split] = PredictionSet.from_bytes(data)
+            except SchemaError as e:
+                raise SchemaError(f"{split} predictions are not a prediction set: {e.reason}") from e
+        return out
 
     # An artifact of one chunk is stored the object store's way (a chunk and a meta entry that any
     # client reads), but its chunk subject is named by its hash rather than a random nuid, so a

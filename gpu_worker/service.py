@@ -183,12 +183,10 @@ class Worker:
         timings["method"] = time.perf_counter() - t1
         await self._progress(req, "uploading", 2, 3)
         t2 = time.perf_counter()
-        refs = await self._upload(prepared, preds)
+        placed = await self._upload(prepared, preds)
         timings["upload"] = time.perf_counter() - t2
         timings["total"] = time.perf_counter() - t0
-        return self._result(
-            req, status="ok", predictions=refs, timings=timings, data_hash=prepared.info.view_digest
-        )
+        return self._result(req, status="ok", **placed, timings=timings, data_hash=prepared.info.view_digest)
 
     def _failed(self, req: ExperimentRequest, reason: str, started: float) -> ExperimentResult:
         log.warning("experiment failed", extra={"request": req.id, "reason": reason[:300]})
@@ -289,20 +287,19 @@ class Worker:
             # Progress lands before the result does.
             await asyncio.gather(*(asyncio.wrap_future(f) for f in sent), return_exceptions=True)
 
-    async def _upload(self, prepared: _Prepared, preds: Predictions) -> dict[str, ArtifactRef]:
-        artifacts = await self.bus.artifacts(self.swarm)
-        refs: dict[str, ArtifactRef] = {}
+    async def _upload(self, prepared: _Prepared, preds: Predictions) -> dict[str, Any]:
+        """The result's prediction fields: packed sets in the view's order, inline or stored."""
+        sets = {}
         for split in EVAL_SPLITS:
             by_id: Mapping[str, int] = getattr(preds, split)
             ids = prepared.view.split(split).ids
-            data = PredictionSet.in_view_order(
+            sets[split] = PredictionSet.in_view_order(
                 task=preds.task,
                 split=split,
                 view_digest=prepared.info.view_digest,
                 labels=[by_id[i] for i in ids],
-            ).to_bytes()
-            refs[split] = await artifacts.put(data, content_type="application/x-aar-predictions+msgpack")
-        return refs
+            )
+        return await (await self.bus.artifacts(self.swarm)).place_predictions(sets)
 
     # -- what the swarm sees of this worker -----------------------------------------------
 

@@ -90,6 +90,10 @@ class PredictionSet(_Artifact, frozen=True, kw_only=True):
 
 SPLITS = ("weak_train", "pool", "dev", "final")
 EVAL_SPLITS = ("dev", "final")
+# Prediction sets up to this size (their msgpack bytes, all splits together) ride inside the result
+# message; larger ones are stored as artifacts and referenced. Inline, a result is one stored message
+# instead of five (the result, two chunks, two metas) and the scorer reads it with no further request.
+INLINE_PREDICTIONS_MAX_BYTES = 256 * 1024
 
 
 class SplitTexts(msgspec.Struct, frozen=True, kw_only=True):

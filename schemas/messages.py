@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from schemas.artifacts import PredictionSet
+
 # Bounds checked while decoding; a payload over MAX_MESSAGE_BYTES is refused before parsing.
 MAX_MESSAGE_BYTES = 1024 * 1024
 # Tokens (names that may route: swarm, sender, task, worker, ...) and ids are checked for length only
@@ -112,6 +114,9 @@ class ExperimentResult(Envelope, tag="experiment_result", kw_only=True, frozen=T
     params: Params = msgspec.field(default_factory=dict)
     seed: Annotated[int, msgspec.Meta(ge=0)] = 0
     predictions: dict[Name, ArtifactRef] = msgspec.field(default_factory=dict)
+    # Small prediction sets come in the message itself (see INLINE_PREDICTIONS_MAX_BYTES); a split
+    # is either here or in ``predictions``, never both.
+    inline_predictions: dict[Name, PredictionSet] = msgspec.field(default_factory=dict)
     error: Text | None = None
     timings: dict[Name, Seconds] = msgspec.field(default_factory=dict)
     code_hash: ShortText | None = None
@@ -124,6 +129,11 @@ class ExperimentResult(Envelope, tag="experiment_result", kw_only=True, frozen=T
             raise ValueError("an experiment_result must name the request it answers (lineage.request_id)")
         if self.status == "failed" and not self.error:
             raise ValueError("a failed experiment_result must carry an error")
+        if both := sorted(self.predictions.keys() & self.inline_predictions.keys()):
+            raise ValueError(f"{', '.join(both)} predictions are both inline and stored: send one")
+        for split, preds in self.inline_predictions.items():
+            if preds.split != split:
+                raise ValueError(f"the inline {split} predictions are labelled split {preds.split!r}")
 
 
 class ScoreEvent(Envelope, tag="score", kw_only=True, frozen=True):

@@ -26,10 +26,13 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def constant(pred: IntArray, n_classes: int, cfg: DetectorConfig, split: str) -> Finding | None:
-    """Nearly every example gets the same label (a constant or most-common-label answer)."""
-    counts = np.bincount(pred, minlength=n_classes)
-    share = float(counts.max()) / max(1, pred.size)
+def constant(counts: IntArray, cfg: DetectorConfig, split: str) -> Finding | None:
+    """Nearly every example gets the same label (a constant or most-common-label answer).
+
+    Args:
+        counts: how many predictions name each class.
+    """
+    share = float(counts.max()) / max(1, int(counts.sum()))
     if share < cfg.constant_share:
         return None
     label = int(counts.argmax())
@@ -41,30 +44,38 @@ def constant(pred: IntArray, n_classes: int, cfg: DetectorConfig, split: str) ->
 
 
 def prior_only(
-    pred: IntArray, truth: SplitTruth, n_classes: int, cfg: DetectorConfig, split: str
+    counts: IntArray, accuracy: float, gold_counts: IntArray, cfg: DetectorConfig, split: str
 ) -> Finding | None:
     """The predicted label mix matches the gold prior but the predictions do not match the examples.
 
     Independent draws from the prior agree with gold at rate ``sum_k p_k q_k``; a submission within
     ``prior_margin_se`` standard errors of that, whose mix is within ``prior_tv`` of the prior, has
     learned the prior and nothing else.
+
+    Args:
+        counts: how many predictions name each class.
+        accuracy: the predictions' agreement with gold.
+        gold_counts: how many gold labels are each class (as long as ``counts``).
     """
-    n = max(1, pred.size)
-    p = np.bincount(truth.gold, minlength=n_classes) / n
-    q = np.bincount(pred, minlength=n_classes) / n
+    n = max(1, int(counts.sum()))
+    p, q = gold_counts / n, counts / n
     tv = 0.5 * float(np.abs(p - q).sum())
     chance = float((p * q).sum())
-    acc = float((pred == truth.gold).mean())
     se = math.sqrt(max(chance * (1 - chance), 1e-12) / n)
     # A mix drawn from the prior misses it by sampling noise alone, ~sqrt(1/4n) per class on small splits.
     tv_limit = max(cfg.prior_tv, cfg.prior_margin_se * math.sqrt(0.25 / n))
-    if tv > tv_limit or acc > chance + cfg.prior_margin_se * se:
+    if tv > tv_limit or accuracy > chance + cfg.prior_margin_se * se:
         return None
     return Finding(
         "prior_only",
         f"{split} predictions follow the label prior (TV {tv:.3f}) but agree with gold only at chance "
-        f"({acc:.3f} vs {chance:.3f})",
-        evidence={"split": split, "tv": round(tv, 4), "accuracy": round(acc, 4), "chance": round(chance, 4)},
+        f"({accuracy:.3f} vs {chance:.3f})",
+        evidence={
+            "split": split,
+            "tv": round(tv, 4),
+            "accuracy": round(accuracy, 4),
+            "chance": round(chance, 4),
+        },
     )
 
 
@@ -72,7 +83,7 @@ def weak_copy(pred: IntArray, truth: SplitTruth, cfg: DetectorConfig, split: str
     """The student reproduces the weak supervisor's own predictions (PGR ~ 0 by construction)."""
     if truth.weak is None:
         return None
-    agreement = float((pred == truth.weak).mean())
+    agreement = int(np.count_nonzero(pred == truth.weak)) / max(1, pred.size)
     if agreement < cfg.weak_copy_agreement:
         return None
     return Finding(

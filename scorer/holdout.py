@@ -8,7 +8,6 @@ with a noisy hidden-half answer, spending budget, when it does not; see ``Holdou
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,18 +43,35 @@ def answer(correct: BoolArray, holdout: BoolArray, cfg: HoldoutConfig, seed: int
     n_public = n - n_hidden
     public_acc = (right - right_hidden) / n_public if n_public else true_acc
     hidden_acc = right_hidden / n_hidden if n_hidden else true_acc
-    rng = random.Random(seed)  # a fraction of numpy's Generator set-up, on the hot path
+    gate_u, noise_u = _uniforms(seed)
     threshold = max(cfg.threshold, cfg.threshold_se * _se_of_difference(true_acc, n_public, n_hidden))
-    if abs(public_acc - hidden_acc) > threshold + _laplace(rng, 2 * cfg.sigma):
-        noisy = hidden_acc + _laplace(rng, cfg.sigma)
+    if abs(public_acc - hidden_acc) > threshold + _laplace(gate_u, 2 * cfg.sigma):
+        noisy = hidden_acc + _laplace(noise_u, cfg.sigma)
         return DevAnswer(_round(noisy, cfg.round_to), "holdout", true_acc)
     return DevAnswer(_round(public_acc, cfg.round_to), "public", true_acc)
 
 
-def _laplace(rng: random.Random, scale: float) -> float:
+_MASK64 = (1 << 64) - 1
+
+
+def _uniforms(seed: int) -> tuple[float, float]:
+    """Two uniforms in [0, 1) from a seed (SplitMix64); seeding ``random.Random`` costs twice as much."""
+    out = []
+    state = seed & _MASK64
+    for _ in range(2):
+        state = (state + 0x9E3779B97F4A7C15) & _MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        out.append(((z ^ (z >> 31)) >> 11) / float(1 << 53))
+    return out[0], out[1]
+
+
+def _laplace(u: float, scale: float) -> float:
+    """A Laplace(0, scale) draw by inverting its CDF at the uniform ``u``."""
     if scale <= 0:
         return 0.0
-    u = rng.random() - 0.5
+    u -= 0.5
     return -scale * math.copysign(1.0, u) * math.log(max(1e-300, 1 - 2 * abs(u)))
 
 

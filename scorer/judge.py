@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from schemas import ExperimentResult, Flag, Lineage, ScoreEvent, Verdict
 from schemas.artifacts import EVAL_SPLITS, PredictionSet
 from scorer import detectors, holdout
@@ -85,10 +87,10 @@ def judge(
     if rejection is not None:
         return _rejected(result, rejection, key, sender=sender)
     assert truth is not None
-    findings = _detect(result, aligned_preds, truth, probes, key, agent, cfg)
-    accuracy = {s: float((aligned_preds[s] == truth.splits[s].gold).mean()) for s in EVAL_SPLITS}
+    correct = {s: aligned_preds[s] == truth.splits[s].gold for s in EVAL_SPLITS}
+    accuracy = {s: int(np.count_nonzero(c)) / c.size if c.size else 0.0 for s, c in correct.items()}
+    findings = _detect(result, aligned_preds, accuracy["dev"], truth, probes, key, agent, cfg)
     pgr = {s: truth.pgr(accuracy[s], s) for s in EVAL_SPLITS}
-    dev_correct = aligned_preds["dev"] == truth.splits["dev"].gold
     answered_acc: float | None = None
     answered_pgr: float | None = None
     if ledger.dev_left(agent) <= 0 or ledger.holdout_left() <= 0:
@@ -99,7 +101,7 @@ def judge(
             else "the reusable holdout's budget is spent"
         )
     else:
-        dev = holdout.answer(dev_correct, truth.dev_holdout, cfg.holdout, truth.noise_seed(result.id))
+        dev = holdout.answer(correct["dev"], truth.dev_holdout, cfg.holdout, truth.noise_seed(result.id))
         answer_kind, reason = dev.answer, None
         answered_acc = dev.accuracy
         answered_pgr = _finite(round(truth.pgr(dev.accuracy, "dev"), 4))
@@ -141,6 +143,7 @@ def judge(
 def _detect(
     result: ExperimentResult,
     preds: dict[str, IntArray],
+    dev_accuracy: float,
     truth: TaskTruth,
     probes: ProbeTracker,
     key: str,
@@ -149,9 +152,10 @@ def _detect(
 ) -> list[Finding]:
     d = cfg.detectors
     dev, split = preds["dev"], truth.splits["dev"]
+    counts = np.bincount(dev, minlength=truth.n_classes)
     found = [
-        detectors.constant(dev, truth.n_classes, d, "dev"),
-        detectors.prior_only(dev, split, truth.n_classes, d, "dev"),
+        detectors.constant(counts, d, "dev"),
+        detectors.prior_only(counts, dev_accuracy, split.gold_counts, d, "dev"),
         detectors.weak_copy(dev, split, d, "dev"),
         probes.check(agent, result.task, result.id, key, result.code_hash is not None, dev),
     ]

@@ -43,6 +43,10 @@ class _Config:
     first: Verdict
     by_seed: dict[int, Verdict] = field(default_factory=dict)
     updated_ts: float = 0.0
+    # Caches, cleared when a seed is added: the new-best check reads the final split's mean and
+    # interval on every result, the leaderboard reads standings every few seconds.
+    final: tuple[float, tuple[float, float] | None] | None = None
+    standing: Standing | None = None
 
 
 class Ledger:
@@ -110,23 +114,42 @@ class Ledger:
             return None  # a repeated seed adds no evidence
         entry.by_seed[verdict.seed] = verdict
         entry.updated_ts = verdict.ts
+        entry.final = entry.standing = None
         return self._maybe_new_best(verdict.task, verdict.config_key)
 
     def _maybe_new_best(self, task: str, key: str) -> BestChange | None:
-        if len(self._configs[task][key].by_seed) < self.cfg.min_seeds:
+        configs = self._configs[task]
+        if len(configs[key].by_seed) < self.cfg.min_seeds:
             return None
-        candidate = self._standing(task, key)
-        if not candidate.verified or candidate.final_ci is None:
+        _, ci = self._final(configs[key])
+        if ci is None:
             return None
         current = self._best.get(task)
-        previous = self._standing(task, current[0]) if current else None
-        if previous is not None and current is not None and current[0] == key:
+        if current is not None and current[0] == key:
             return None
         # A new best must clear the previous best: its whole interval above the previous mean.
-        if previous is not None and not candidate.final_ci[0] > (previous.final_pgr or -math.inf):
-            return None
-        self._best[task] = (key, candidate.updated_ts)
-        return BestChange(task=task, previous=previous, best=candidate)
+        if current is not None:
+            previous_mean, _ = self._final(configs[current[0]])
+            if not ci[0] > (previous_mean if previous_mean is not None else -math.inf):
+                return None
+        best = self._standing(task, key)
+        self._best[task] = (key, best.updated_ts)
+        return BestChange(
+            task=task, previous=self._standing(task, current[0]) if current else None, best=best
+        )
+
+    def _final(self, entry: _Config) -> tuple[float | None, tuple[float, float] | None]:
+        """A verified config's final-split mean PGR and interval, rounded as its standing shows them."""
+        if len(entry.by_seed) < self.cfg.min_seeds:
+            return None, None
+        if entry.final is None:
+            runs = [entry.by_seed[s] for s in sorted(entry.by_seed)]
+            entry.final = mean_ci([v.pgr["final"] for v in runs], self.cfg.confidence)
+        mean, ci = entry.final
+        return (
+            None if not math.isfinite(mean) else round(mean, 4),
+            None if ci is None else (round(ci[0], 4), round(ci[1], 4)),
+        )
 
     # -- leaderboards -------------------------------------------------------------------------
 
@@ -135,9 +158,13 @@ class Ledger:
 
     def _standing(self, task: str, key: str) -> Standing:
         entry = self._configs[task][key]
+        if entry.standing is None:
+            entry.standing = self._compute_standing(key, entry)
+        return entry.standing
+
+    def _compute_standing(self, key: str, entry: _Config) -> Standing:
         runs = [entry.by_seed[s] for s in sorted(entry.by_seed)]
-        verified = len(runs) >= self.cfg.min_seeds
-        final, ci = mean_ci([v.pgr["final"] for v in runs], self.cfg.confidence) if verified else (None, None)
+        final, ci = self._final(entry)
         answered = [
             v.answered_pgr for v in runs if v.answered_pgr is not None and math.isfinite(v.answered_pgr)
         ]
@@ -149,9 +176,9 @@ class Ledger:
             code_hash=first.code_hash,
             seeds=sorted(entry.by_seed),
             dev_pgr=round(sum(answered) / len(answered), 4) if answered else None,
-            final_pgr=None if final is None or not math.isfinite(final) else round(final, 4),
-            final_ci=None if ci is None else (round(ci[0], 4), round(ci[1], 4)),
-            verified=verified,
+            final_pgr=final,
+            final_ci=ci,
+            verified=len(runs) >= self.cfg.min_seeds,
             result_ids=[v.lineage.result_id or "" for v in runs][:MAX_IDS_PER_STANDING],
             agents=sorted({v.agent for v in runs if v.agent})[:16],
             first_ts=first.ts,

@@ -36,6 +36,7 @@ from schemas import (
     Verdict,
 )
 from schemas.artifacts import EVAL_SPLITS, PredictionSet
+from scorer import stats
 from scorer.checks import Rejection
 from scorer.config import ScorerConfig
 from scorer.detectors import ProbeTracker
@@ -130,6 +131,9 @@ class Scorer:
         self._rpc = await self.bus.serve(
             subjects.rpc(self.swarm, BUDGET_SERVICE), self._answer_budget, swarm=self.swarm, name=self.name
         )
+        # Warm before the first result: truths of the tasks known so far, and the interval maths.
+        stats.preload()
+        preloaded = await self.truths.preload()
         self._consumers.append(
             await self.bus.subscribe(
                 self.swarm,
@@ -143,7 +147,12 @@ class Scorer:
         )
         log.info(
             "scorer started",
-            extra={"swarm": self.swarm, "verdicts": len(verdicts), "tasks": self.ledger.tasks()},
+            extra={
+                "swarm": self.swarm,
+                "verdicts": len(verdicts),
+                "tasks": self.ledger.tasks(),
+                "truths": preloaded,
+            },
         )
 
     async def close(self, grace_s: float = 10.0) -> None:
@@ -218,24 +227,19 @@ class Scorer:
         )
 
     async def _fetch(self, result: ExperimentResult) -> dict[str, PredictionSet]:
-        artifacts = await self.bus.artifacts(self.swarm)
-        missing = [s for s in EVAL_SPLITS if s not in result.predictions]
+        given = result.predictions.keys() | result.inline_predictions.keys()
+        missing = [s for s in EVAL_SPLITS if s not in given]
         if missing:
             raise Rejection(f"the result has no {' or '.join(missing)} predictions", missing=missing)
-        fetched = await asyncio.gather(
-            *(artifacts.get(result.predictions[s]) for s in EVAL_SPLITS), return_exceptions=True
-        )
-        out: dict[str, PredictionSet] = {}
-        for split, data in zip(EVAL_SPLITS, fetched, strict=True):
-            if isinstance(data, BusError):
-                raise HandlerError(f"{split} predictions unreadable: {data}", retryable=True) from data
-            if isinstance(data, BaseException):
-                raise data
-            try:
-                out[split] = PredictionSet.from_bytes(data)
-            except (SchemaError, ValueError) as e:
-                raise Rejection(f"{split} predictions are not a prediction set: {e}") from e
-        return out
+        if not result.predictions:  # all inline: nothing to read
+            return dict(result.inline_predictions)
+        artifacts = await self.bus.artifacts(self.swarm)
+        try:
+            return await artifacts.prediction_sets(result)
+        except BusError as e:
+            raise HandlerError(str(e), retryable=True) from e
+        except SchemaError as e:
+            raise Rejection(e.reason) from e
 
     def _check_sender(self, result: ExperimentResult, delivery: Delivery) -> Rejection | None:
         """Results come from workers. The server's permissions enforce it; this catches the rest."""

@@ -14,7 +14,14 @@ import numpy as np
 from bus import Bus, streams
 from bus.store import NamedObjects
 from schemas import Baseline, ExperimentResult, Lineage, TaskInfo, new_id
-from schemas.artifacts import PredictionSet, SplitTexts, TaskLabels, TaskView, WeakPredictions
+from schemas.artifacts import (
+    INLINE_PREDICTIONS_MAX_BYTES,
+    PredictionSet,
+    SplitTexts,
+    TaskLabels,
+    TaskView,
+    WeakPredictions,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +151,16 @@ async def submit(
     packed: bool = True,
     sender: str | None = None,
     publish: bool = True,
+    inline: bool = False,
 ) -> ExperimentResult:
     """Store two prediction sets and publish the result a worker would.
 
     Prediction sets are packed in the view's order, as the worker writes them, unless ``packed`` is
-    False or ``ids`` names the ids of a split.
+    False or ``ids`` names the ids of a split. They are stored as artifacts, or with ``inline``
+    placed as the worker places them (in the message when small).
     """
     artifacts = await bus.artifacts(swarm)
-    refs = {}
+    sets = {}
     for split, labels in (("dev", dev), ("final", final)):
         if packed and split not in (ids or {}):
             ps = PredictionSet.in_view_order(
@@ -165,7 +174,9 @@ async def submit(
                 ids=(ids or {}).get(split, synth.ids(split)),
                 labels=labels,
             )
-        refs[split] = await artifacts.put(ps.to_bytes(), content_type="application/x-aar-predictions+msgpack")
+        sets[split] = ps
+    limit = INLINE_PREDICTIONS_MAX_BYTES if inline else -1
+    placed = await artifacts.place_predictions(sets, inline_max=limit)
     result = ExperimentResult(
         swarm=swarm,
         sender=sender or worker,
@@ -176,7 +187,7 @@ async def submit(
         status="ok",
         params=dict(params or {}),
         seed=seed,
-        predictions=refs,
+        **placed,
         code_hash=code_hash,
         data_hash=synth.view_digest,
         lineage=Lineage(request_id=new_id()),

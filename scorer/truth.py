@@ -38,6 +38,8 @@ class SplitTruth:
     index: dict[str, int]
     gold: IntArray
     weak: IntArray | None
+    # Gold labels per class (``n_classes`` long): the prior the prior-only detector compares with.
+    gold_counts: IntArray
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -94,11 +96,13 @@ def build_truth(
         if weak is not None:
             weak_of = weak.of(split)
             weak_arr = np.fromiter((weak_of.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+        gold_arr = np.fromiter(gold.values(), dtype=np.int64, count=len(ids))
         splits[split] = SplitTruth(
             ids=ids,
             index={i: k for k, i in enumerate(ids)},
-            gold=np.fromiter(gold.values(), dtype=np.int64, count=len(ids)),
+            gold=gold_arr,
             weak=weak_arr,
+            gold_counts=np.bincount(gold_arr, minlength=n_classes),
         )
     dev_ids = splits["dev"].ids
     holdout = np.fromiter(
@@ -145,6 +149,18 @@ class TruthStore:
         truth = await asyncio.shield(loading)
         self._cache[task] = truth
         return truth
+
+    async def preload(self) -> list[str]:
+        """Load the truth of every task with baselines, so that no first result waits for it."""
+        loaded = []
+        for task in sorted(await (await self._bus.kv(streams.baselines_bucket(self._swarm))).keys()):
+            try:
+                await self.get(task)
+            except TruthUnavailable as e:
+                log.warning("truth not loaded", extra={"task": task, "reason": str(e)})
+            else:
+                loaded.append(task)
+        return loaded
 
     async def _load(self, task: str) -> TaskTruth:
         baseline = await (await self._bus.kv(streams.baselines_bucket(self._swarm))).get(task)

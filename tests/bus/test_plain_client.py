@@ -36,7 +36,10 @@ PLAIN_READER = textwrap.dedent("""
         kinds = set()
         # Every stored kind, key-value buckets included (they are streams too): read by sequence.
         prefixes = (f"AAR_{swarm}_", f"KV_aar_{swarm}_")
-        streams = [s for s in await js.streams_info() if s.config.name.startswith(prefixes)]
+        streams = []
+        while page := await js.streams_info(offset=len(streams)):  # the server lists 256 at a time
+            streams += page
+        streams = [s for s in streams if s.config.name.startswith(prefixes)]
         for info in (s for s in streams if s.state.messages):
             for seq in range(info.state.first_seq, info.state.last_seq + 1):
                 try:

@@ -19,7 +19,7 @@ from gpu_worker import catalog
 from gpu_worker.service import Worker
 from gpu_worker.splits import SplitSizes
 from schemas import ExperimentProgress, ExperimentRequest, ExperimentResult, Presence, TaskInfo
-from schemas.artifacts import PredictionSet, TaskLabels, TaskView
+from schemas.artifacts import TaskLabels, TaskView
 from tests.conftest import TEST_RETRY
 from tests.helpers import Collector, eventually
 
@@ -79,8 +79,11 @@ async def test_a_request_becomes_progress_and_predictions(bus: Bus, swarm: str, 
     assert result.status == "ok", result.error
     assert result.lineage.request_id == req.id and result.seed == 3 and result.worker == "w1"
     assert result.data_hash is not None and {"prepare", "method", "total"} <= result.timings.keys()
+    # 100 examples a split: small enough to ride in the result itself, with nothing stored.
+    assert set(result.inline_predictions) == {"dev", "final"} and not result.predictions
+    sets = await (await bus.artifacts(swarm)).prediction_sets(result)
     for split in ("dev", "final"):
-        preds = PredictionSet.from_bytes(await (await bus.artifacts(swarm)).get(result.predictions[split]))
+        preds = sets[split]
         labels = preds.label_list()  # packed, in the view's order of the split
         assert preds.split == split and len(labels) == 100 and set(labels) <= {0, 1}
         assert preds.view_digest == result.data_hash
@@ -188,7 +191,7 @@ async def test_finetune_requests_stream_loss_and_eta(bus: Bus, swarm: str, worke
     done = {r.lineage.request_id: r for r in await results.wait_for(2, timeout=120)}
     ok = done[req.id]
     assert ok.status == "ok", ok.error
-    assert set(ok.predictions) == {"dev", "final"}
+    assert set(ok.inline_predictions) == {"dev", "final"}
     steps = [p for p in progress.messages if p.stage == "finetune" and p.lineage.request_id == req.id]
     assert steps and steps[-1].step == steps[-1].total_steps == 4
     assert all(p.loss is not None and p.eta_s is not None for p in steps)

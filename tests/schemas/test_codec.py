@@ -305,3 +305,31 @@ def test_bytes_travel_as_base64() -> None:
     plain = json.loads(encode(letter))
     assert plain["original"] == "AAH+"
     assert msgspec.json.decode(encode(letter), type=DeadLetter).original == b"\x00\x01\xfe"
+
+
+def test_a_result_carries_each_split_once_inline_or_stored() -> None:
+    from schemas import ArtifactRef, ExperimentResult, Lineage
+    from schemas.artifacts import PredictionSet
+
+    dev = PredictionSet.in_view_order(task="t", split="dev", view_digest="v", labels=[0, 1])
+    ref = ArtifactRef(name="a" * 64, sha256="a" * 64, size=10)
+    ok = ExperimentResult(
+        swarm="s",
+        sender="w",
+        worker="w",
+        task="t",
+        method="m",
+        status="ok",
+        lineage=Lineage(request_id="r"),
+        inline_predictions={"dev": dev},
+        predictions={"final": ref},
+    )
+    assert decode_as(encode(ok), ExperimentResult).inline_predictions["dev"].label_list() == [0, 1]
+    wire = json.loads(encode(ok))
+    wire["predictions"]["dev"] = msgspec.to_builtins(ref)
+    with pytest.raises(SchemaError, match="dev predictions are both inline and stored"):
+        decode_as(json.dumps(wire).encode(), ExperimentResult)
+    wire = json.loads(encode(ok))
+    wire["predictions"], wire["inline_predictions"]["final"] = {}, wire["inline_predictions"].pop("dev")
+    with pytest.raises(SchemaError, match="inline final predictions are labelled split 'dev'"):
+        decode_as(json.dumps(wire).encode(), ExperimentResult)

@@ -75,17 +75,21 @@ async def test_predictions_become_a_score_a_plain_nats_client_reads_as_json(
 
 
 @pytest.mark.parametrize(
-    ("case", "reason"),
+    ("case", "reason", "inline"),
     [
-        ("missing", "1 missing"),
-        ("repeated", "1 repeated"),
-        ("unknown", "1 unknown"),
-        ("out_of_range", "outside 0..1"),
-        ("short_labels", "not a prediction set"),
+        ("missing", "1 missing", False),
+        ("repeated", "1 repeated", False),
+        ("unknown", "1 unknown", False),
+        ("out_of_range", "outside 0..1", False),
+        ("short_labels", "not a prediction set", False),
+        # The same checks hold for prediction sets carried in the result itself.
+        ("missing", "1 missing", True),
+        ("out_of_range", "outside 0..1", True),
+        ("short_packed", "399 labels for the split's 400", True),
     ],
 )
 async def test_malformed_predictions_are_rejected_flagged_and_the_scorer_goes_on(
-    bus: Bus, swarm: str, synth: SyntheticTask, case: str, reason: str
+    bus: Bus, swarm: str, synth: SyntheticTask, case: str, reason: str, inline: bool
 ) -> None:
     scores = await collect(bus, swarm, Kind.SCORES, ScoreEvent)
     flags = await collect(bus, swarm, Kind.FLAGS, Flag)
@@ -114,8 +118,11 @@ async def test_malformed_predictions_are_rejected_flagged_and_the_scorer_goes_on
         ref = await (await bus.artifacts(swarm)).put(raw)
         bad = msgspec.structs.replace(good, predictions={**good.predictions, "dev": ref})
         await bus.publish(bad)
+    elif case == "short_packed":
+        bad = await submit(bus, swarm, synth, dev=dev[1:], final=final, inline=inline)
     else:
-        bad = await submit(bus, swarm, synth, dev=dev, final=final, ids={"dev": ids})
+        bad = await submit(bus, swarm, synth, dev=dev, final=final, ids={"dev": ids}, inline=inline)
+    assert bool(bad.inline_predictions) == inline and bool(bad.predictions) != inline
     score = await score_of(scores, bad.id)
     assert score.status == "rejected" and reason in (score.reason or "") and score.pgr is None
     await eventually(lambda: any(f.lineage.result_id == bad.id for f in flags.messages))

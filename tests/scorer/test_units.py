@@ -65,8 +65,9 @@ def test_config_key_names_method_params_and_code() -> None:
 
 def _split(n: int) -> SplitTruth:
     ids = [f"d{i}" for i in range(n)]
+    gold = np.zeros(n, dtype=np.int64)
     return SplitTruth(
-        ids=ids, index={i: k for k, i in enumerate(ids)}, gold=np.zeros(n, dtype=np.int64), weak=None
+        ids=ids, index={i: k for k, i in enumerate(ids)}, gold=gold, weak=None, gold_counts=np.bincount(gold)
     )
 
 
