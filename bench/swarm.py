@@ -101,8 +101,25 @@ async def w2s(
     swarm_best = _best_final(swarm_verdicts)
     n = len(swarm_verdicts)
     print(f"swarm: {n} experiments in {minutes} min, best verified final PGR {swarm_best}", flush=True)
+    _print_top(swarm_verdicts)
     single = await best_single_method(bus, f"{swarm}n", task, workers, budget=max(n, 1), cfg=cfg)
     return swarm_best, single
+
+
+def _print_top(verdicts: list[Verdict], n: int = 8, min_seeds: int = 3) -> None:
+    """The configs with the best dev means (what selection sees) beside their final means."""
+    by_config: dict[str, list[Verdict]] = {}
+    for v in verdicts:
+        by_config.setdefault(v.config_key, []).append(v)
+    ready = [vs for vs in by_config.values() if len(vs) >= min_seeds]
+    ready.sort(key=lambda vs: statistics.fmean(v.pgr.get("dev", 0.0) for v in vs), reverse=True)
+    methods = [v.method for v in verdicts]
+    print(f"  {methods.count('committee')} committee experiments; top configs by dev mean:", flush=True)
+    for vs in ready[:n]:
+        dev = statistics.fmean(v.pgr.get("dev", 0.0) for v in vs)
+        final = statistics.fmean(v.pgr.get("final", 0.0) for v in vs)
+        params = json.dumps(vs[0].params, sort_keys=True)[:150]
+        print(f"    dev {dev:.3f} final {final:.3f} seeds {len(vs)} {vs[0].method} {params}", flush=True)
 
 
 def _best_final(verdicts: list[Verdict], min_seeds: int = 3) -> float | None:

@@ -3,6 +3,7 @@
 from gpu_worker.methods import (
     aux_conf,
     bootstrap,
+    committee,
     conf_filter,
     elicit,
     ensemble,
@@ -26,6 +27,7 @@ __all__ = [
     "Params",
     "aux_conf",
     "bootstrap",
+    "committee",
     "conf_filter",
     "elicit",
     "ensemble",

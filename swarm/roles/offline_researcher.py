@@ -4,8 +4,13 @@ Round 1 runs one seed of each config in its own slice of the catalogue (its ``fa
 the rest shuffled by ``shuffle_seed``, so researchers start apart), skipping configs another agent
 claimed, posted as a finding, or has on the leaderboard. The top ``keep_fraction`` by dev PGR
 survive, are posted as findings (with their result ids as evidence) and get more seeds until the
-leaderboard can verify them. Then it tries the neighbours of the best standing (anyone's) and
-goes again, until its catalogue and ``max_rounds`` are spent.
+leaderboard can verify them. Then it grows committees from the best standing (anyone's) and tries
+the neighbours of the best standing, and goes again, until its catalogue and ``max_rounds`` are spent.
+
+A committee averages the predictions of several configs, a config no single method reaches. They are
+grown greedily, as in ensemble selection (Caruana et al., 2004): the best standing, single config or
+committee, plus each of the next-best verified library configs it lacks, one experiment each; the
+best of those on the leaderboard is grown again the next round.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from schemas import ForumPost
+from schemas import ForumPost, Standing
 from swarm import findings
 from swarm.agent import Agent
 from swarm.config import AgentConfig
@@ -44,8 +49,11 @@ SPACE: dict[str, dict[str, list[Any]]] = {
     "ensemble": {},
     "elicit": {"mode": ["pca"]},
     "transition": {},
-    "propagate": {"k": [10, 25, 100], "keep": [0.5, 1.0]},
+    "propagate": {"k": [10, 25, 100, 200], "keep": [0.5, 1.0], "alpha": [0.99], "include_eval": [True]},
 }
+# A committee averages the predictions of configs of SPACE (gpu_worker/methods/committee.py).
+COMMITTEE = "committee"
+MAX_COMMITTEE = 8
 
 
 def catalogue(space: dict[str, dict[str, list[Any]]] | None = None) -> list[tuple[str, dict[str, Any]]]:
@@ -90,6 +98,8 @@ class OfflineResearcherConfig(AgentConfig):
         score_timeout_s: how long to wait for one score before moving on.
         only_catalogue: methods allowed (empty: all of SPACE).
         start_delay_s: seconds spent listening to peers' claims before the first round.
+        committee_breadth: committees tried per round, each the best standing plus one of the
+            next-best verified library configs (0: none).
     """
 
     task: str | None = None
@@ -103,6 +113,7 @@ class OfflineResearcherConfig(AgentConfig):
     score_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
     only_catalogue: list[str] = msgspec.field(default_factory=list)
     start_delay_s: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    committee_breadth: Annotated[int, msgspec.Meta(ge=0, le=16)] = 4
 
 
 @dataclass(slots=True)
@@ -202,7 +213,7 @@ class OfflineResearcher(Agent[OfflineResearcherConfig]):
             # Claim it before running it, so a researcher starting later skips it.
             await self.post(
                 findings.encode(Finding(task=task, method=method, params=params), "running this config"),
-                title=f"claim: {key} on {task}",
+                title=f"claim: {key} on {task}"[:1024],
                 tags=["claim", task, method],
             )
             batch.append((method, params))
@@ -249,7 +260,7 @@ class OfflineResearcher(Agent[OfflineResearcherConfig]):
         self.posted.append(post)
 
     async def _build_on_best(self, task: str) -> list[tuple[str, dict[str, Any]]]:
-        """Neighbours of the best standing on the leaderboard (whoever found it), best dev PGR first."""
+        """Committees of the best verified standings, then neighbours of the best standing (anyone's)."""
         board = await self.leaderboard(task)
         if board is None:
             return []
@@ -260,8 +271,30 @@ class OfflineResearcher(Agent[OfflineResearcherConfig]):
         )
         allowed = set(self.config.only_catalogue)
         out: list[tuple[str, dict[str, Any]]] = []
+        if not allowed or COMMITTEE in allowed:
+            out.extend((COMMITTEE, p) for p in self._grown_committees(scored))
         for s in scored[:2]:
             if allowed and s.method not in allowed:
                 continue
             out.extend((s.method, p) for p in neighbours(s.method, dict(s.params)))
+        return out
+
+    def _grown_committees(self, scored: list[Standing]) -> list[dict[str, Any]]:
+        """The best standing plus each of the next-best verified library configs it does not have."""
+        ready = [s for s in scored if len(s.seeds) >= self.config.seeds and s.code_hash is None]
+        members = [(s.method, dict(s.params)) for s in ready if s.method in SPACE]
+        best = next((s for s in ready if s.method in SPACE or s.method == COMMITTEE), None)
+        if best is None or self.config.committee_breadth == 0:
+            return []
+        if best.method == COMMITTEE:
+            base = [(m["method"], dict(m.get("params", {}))) for m in best.params.get("members", [])]
+        else:
+            base = [(best.method, dict(best.params))]
+        if len(base) >= MAX_COMMITTEE:
+            return []
+        have = {config_id(*m) for m in base}
+        out = []
+        for extra in [m for m in members if config_id(*m) not in have][: self.config.committee_breadth]:
+            chosen = sorted([*base, extra], key=lambda m: config_id(*m))
+            out.append({"members": [{"method": m, "params": p} for m, p in chosen]})
         return out

@@ -66,3 +66,32 @@ def test_methods_never_see_gold_labels() -> None:
         "prompt_pool",
         "prompt_eval",
     }
+
+
+def test_a_committee_averages_its_members() -> None:
+    inp, _ = _input(2)
+    configs: list[tuple[str, dict[str, int]]] = [("naive", {}), ("propagate", {"k": 10})]
+    members = [{"method": m, "params": p} for m, p in configs]
+    got = get_method("committee").run(inp, get_method("committee").decode({"members": members}), 3)
+    parts = [get_method(m).run(inp, get_method(m).decode(p), 3) for m, p in configs]
+    np.testing.assert_allclose(got, (parts[0] + parts[1]) / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        ([{"method": "naive"}, {"method": "nope"}], "member 'nope': unknown method"),
+        ([{"method": "naive"}, {"method": "committee"}], "cannot have a committee as a member"),
+        (
+            [{"method": "naive"}, {"method": "propagate", "params": {"k": 0}}],
+            "member 'propagate': bad params",
+        ),
+        ([{"method": "naive"}, {"method": "zeroshot"}], "needs prompt features"),
+        ([{"method": "naive"}], "length >= 2"),
+    ],
+)
+def test_a_bad_committee_is_refused_when_decoded(members: list[dict[str, object]], reason: str) -> None:
+    from gpu_worker.errors import BadParamsError
+
+    with pytest.raises(BadParamsError, match=reason):
+        get_method("committee").decode({"members": members})

@@ -110,3 +110,54 @@ async def test_two_researchers_and_a_reviewer_reach_a_verified_standing(
         assert len(reply.evidence) == 2
     heard = [p for p in listener.posts if "review" in p.tags]
     assert heard
+
+
+async def test_a_researcher_grows_committees_from_the_best_standing(bus: Bus, swarm: str) -> None:
+    from bus import streams
+    from schemas import Leaderboard, Standing
+
+    def standing(
+        method: str, params: dict[str, object], dev: float, seeds: int = 3, code: str | None = None
+    ) -> Standing:
+        return Standing(
+            config_key=f"{method}-{len(params)}-{dev}",
+            method=method,
+            params=params,
+            code_hash=code,
+            seeds=list(range(seeds)),
+            dev_pgr=dev,
+        )
+
+    def member(method: str, **params: object) -> dict[str, object]:
+        return {"method": method, "params": params}
+
+    singles = [
+        standing("soft", {}, 0.5),
+        standing("propagate", {"k": 100}, 0.9),
+        standing("knn", {}, 0.95, seeds=1),  # not enough seeds to be a member
+        standing("naive", {}, 0.99, code="abc"),  # custom code: never a member
+        standing("propagate", {}, 0.8),
+    ]
+    kv = await bus.kv(streams.leaderboard_bucket(swarm))
+    researcher = OfflineResearcher(
+        bus, swarm, name="r", config=OfflineResearcherConfig(task="t", committee_breadth=2)
+    )
+
+    async def proposed(standings: list[Standing]) -> list[dict[str, object]]:
+        await kv.put("t", Leaderboard(swarm=swarm, sender="scorer", task="t", standings=standings))
+        return [p for m, p in await researcher._build_on_best("t") if m == "committee"]
+
+    # The best verified library config, with each of the next two (members in canonical order).
+    first = await proposed(singles)
+    assert first == [
+        {"members": [member("propagate", k=100), member("propagate")]},
+        {"members": [member("propagate", k=100), member("soft")]},
+    ]
+    # Once a committee leads, it grows by the members it lacks.
+    grown = await proposed([*singles, standing("committee", first[0], 0.95)])
+    assert grown == [{"members": [member("propagate", k=100), member("propagate"), member("soft")]}]
+    import gpu_worker.methods  # noqa: F401  (registers the methods)
+    from gpu_worker.methods.base import get_method
+
+    for params in first + grown:
+        get_method("committee").decode(params)  # what the researcher proposes, a worker accepts
