@@ -74,6 +74,7 @@ class Scorer:
         self._consumers: list[Consumer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._rpc: Subscription | None = None
+        self._score_watch: Subscription | None = None
         self._heartbeat = Heartbeat(bus, swarm, name=self.name, role="scorer", describe=self._describe)
 
     async def __aenter__(self) -> Self:
@@ -116,8 +117,14 @@ class Scorer:
             )
         )
         self._tasks.append(asyncio.create_task(self._write_leaderboards(), name="scorer:leaderboard"))
-        self._consumers.append(
-            await self.bus.subscribe(self.swarm, Kind.SCORES, self._check_score, expect=ScoreEvent)
+        # Live, as a core subscription: every score the scorer publishes comes back here, and a
+        # JetStream consumer would cost it more per result than judging does.
+        self._score_watch = await self.bus.subscribe_core(
+            subjects.kind_filter(self.swarm, Kind.SCORES),
+            self._check_score,
+            expect=ScoreEvent,
+            swarm=self.swarm,
+            name=self.name,
         )
         # One ordered pass over the usage stream: what was stored before this start only rebuilds
         # the sums (its budget events went out then); what comes after may cross a level.
@@ -160,10 +167,11 @@ class Scorer:
         consumers, self._consumers = self._consumers, []
         for c in reversed(consumers):
             await c.close(grace_s)
-        rpc, self._rpc = self._rpc, None
-        if rpc is not None:
-            with contextlib.suppress(Exception):
-                await rpc.unsubscribe()
+        for sub in (self._rpc, self._score_watch):
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+        self._rpc = self._score_watch = None
         tasks, self._tasks = self._tasks, []
         for t in tasks:
             t.cancel()
@@ -329,7 +337,7 @@ class Scorer:
 
     # -- watchers and services ----------------------------------------------------------------
 
-    async def _check_score(self, score: ScoreEvent, delivery: Delivery) -> None:
+    async def _check_score(self, score: ScoreEvent) -> None:
         if score.id in self._published_scores:
             return
         flag = Flag(
@@ -341,7 +349,7 @@ class Scorer:
             suspect=score.sender,
             evidence={
                 "score_id": score.id,
-                "subject": delivery.subject,
+                "subject": subjects.subject_for(score),
                 "task": score.task,
                 "pgr": score.pgr,
             },
