@@ -7,6 +7,7 @@ its evidence. See ``DetectorConfig`` for the thresholds and ../README.md for wha
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,16 +27,17 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-def constant(counts: IntArray, cfg: DetectorConfig, split: str) -> Finding | None:
+def constant(counts: Sequence[int], cfg: DetectorConfig, split: str) -> Finding | None:
     """Nearly every example gets the same label (a constant or most-common-label answer).
 
     Args:
         counts: how many predictions name each class.
     """
-    share = float(counts.max()) / max(1, int(counts.sum()))
+    top = max(counts)
+    share = top / max(1, sum(counts))
     if share < cfg.constant_share:
         return None
-    label = int(counts.argmax())
+    label = list(counts).index(top)
     return Finding(
         "constant",
         f"{share:.1%} of {split} predictions are label {label}",
@@ -44,7 +46,7 @@ def constant(counts: IntArray, cfg: DetectorConfig, split: str) -> Finding | Non
 
 
 def prior_only(
-    counts: IntArray, accuracy: float, gold_counts: IntArray, cfg: DetectorConfig, split: str
+    counts: Sequence[int], accuracy: float, gold_counts: Sequence[int], cfg: DetectorConfig, split: str
 ) -> Finding | None:
     """The predicted label mix matches the gold prior but the predictions do not match the examples.
 
@@ -56,11 +58,12 @@ def prior_only(
         counts: how many predictions name each class.
         accuracy: the predictions' agreement with gold.
         gold_counts: how many gold labels are each class (as long as ``counts``).
+
+    Class counts are short: plain Python arithmetic beats numpy's per-call cost here.
     """
-    n = max(1, int(counts.sum()))
-    p, q = gold_counts / n, counts / n
-    tv = 0.5 * float(np.abs(p - q).sum())
-    chance = float((p * q).sum())
+    n = max(1, sum(counts))
+    tv = 0.5 * sum(abs(g - c) for g, c in zip(gold_counts, counts, strict=True)) / n
+    chance = sum(g * c for g, c in zip(gold_counts, counts, strict=True)) / (n * n)
     se = math.sqrt(max(chance * (1 - chance), 1e-12) / n)
     # A mix drawn from the prior misses it by sampling noise alone, ~sqrt(1/4n) per class on small splits.
     tv_limit = max(cfg.prior_tv, cfg.prior_margin_se * math.sqrt(0.25 / n))

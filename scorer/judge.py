@@ -152,7 +152,7 @@ def _detect(
 ) -> list[Finding]:
     d = cfg.detectors
     dev, split = preds["dev"], truth.splits["dev"]
-    counts = np.bincount(dev, minlength=truth.n_classes)
+    counts = np.bincount(dev, minlength=truth.n_classes).tolist()
     found = [
         detectors.constant(counts, d, "dev"),
         detectors.prior_only(counts, dev_accuracy, split.gold_counts, d, "dev"),

@@ -17,7 +17,7 @@ import msgspec
 
 from schemas import BudgetStatus, Leaderboard, Standing, Verdict
 from scorer.config import ScorerConfig
-from scorer.stats import mean_ci
+from scorer.stats import RunningMean
 
 MAX_STANDINGS = 200
 MAX_IDS_PER_STANDING = 32
@@ -43,9 +43,10 @@ class _Config:
     first: Verdict
     by_seed: dict[int, Verdict] = field(default_factory=dict)
     updated_ts: float = 0.0
-    # Caches, cleared when a seed is added: the new-best check reads the final split's mean and
-    # interval on every result, the leaderboard reads standings every few seconds.
-    final: tuple[float, tuple[float, float] | None] | None = None
+    # The final split's PGR over the seeds, kept as they come: the new-best check reads its mean
+    # and interval on every result of the config.
+    final: RunningMean = field(default_factory=RunningMean)
+    # Cleared when a seed is added; the leaderboard reads standings every few seconds.
     standing: Standing | None = None
 
 
@@ -114,7 +115,8 @@ class Ledger:
             return None  # a repeated seed adds no evidence
         entry.by_seed[verdict.seed] = verdict
         entry.updated_ts = verdict.ts
-        entry.final = entry.standing = None
+        entry.final.add(verdict.pgr["final"])
+        entry.standing = None
         return self._maybe_new_best(verdict.task, verdict.config_key)
 
     def _maybe_new_best(self, task: str, key: str) -> BestChange | None:
@@ -142,10 +144,7 @@ class Ledger:
         """A verified config's final-split mean PGR and interval, rounded as its standing shows them."""
         if len(entry.by_seed) < self.cfg.min_seeds:
             return None, None
-        if entry.final is None:
-            runs = [entry.by_seed[s] for s in sorted(entry.by_seed)]
-            entry.final = mean_ci([v.pgr["final"] for v in runs], self.cfg.confidence)
-        mean, ci = entry.final
+        mean, ci = entry.final.ci(self.cfg.confidence)
         return (
             None if not math.isfinite(mean) else round(mean, 4),
             None if ci is None else (round(ci[0], 4), round(ci[1], 4)),

@@ -32,3 +32,33 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, t
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in finite) / (n - 1))
     half = _t_quantile(confidence, n - 1) * sd / math.sqrt(n)
     return mean, (mean - half, mean + half)
+
+
+class RunningMean:
+    """Mean and t-interval of values added one at a time (Welford's update): O(1) per value.
+
+    Gives what ``mean_ci`` gives over the same finite values, to rounding.
+    """
+
+    __slots__ = ("_m2", "mean", "n")
+
+    def __init__(self) -> None:
+        self.n, self.mean, self._m2 = 0, 0.0, 0.0
+
+    def add(self, value: float) -> None:
+        if not math.isfinite(value):
+            return
+        self.n += 1
+        delta = value - self.mean
+        self.mean += delta / self.n
+        self._m2 += delta * (value - self.mean)
+
+    def ci(self, confidence: float = 0.95) -> tuple[float, tuple[float, float] | None]:
+        """As ``mean_ci``: the mean (NaN with no values) and the interval (None under two values)."""
+        if self.n == 0:
+            return math.nan, None
+        if self.n < 2:
+            return self.mean, None
+        sd = math.sqrt(max(self._m2, 0.0) / (self.n - 1))
+        half = _t_quantile(confidence, self.n - 1) * sd / math.sqrt(self.n)
+        return self.mean, (self.mean - half, self.mean + half)

@@ -39,7 +39,7 @@ class SplitTruth:
     gold: IntArray
     weak: IntArray | None
     # Gold labels per class (``n_classes`` long): the prior the prior-only detector compares with.
-    gold_counts: IntArray
+    gold_counts: tuple[int, ...]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -102,7 +102,7 @@ def build_truth(
             index={i: k for k, i in enumerate(ids)},
             gold=gold_arr,
             weak=weak_arr,
-            gold_counts=np.bincount(gold_arr, minlength=n_classes),
+            gold_counts=tuple(np.bincount(gold_arr, minlength=n_classes).tolist()),
         )
     dev_ids = splits["dev"].ids
     holdout = np.fromiter(

@@ -57,6 +57,26 @@ def test_mean_ci_is_a_t_interval() -> None:
     assert mean_ci([0.5]) == (0.5, None)
 
 
+def test_a_running_mean_gives_the_same_interval_value_by_value() -> None:
+    from scorer.stats import RunningMean
+
+    values = [*np.random.default_rng(3).normal(0.8, 0.05, 40).tolist(), math.nan, 0.81, 0.81]
+    running = RunningMean()
+    for k, v in enumerate(values, 1):
+        running.add(v)
+        mean, ci = mean_ci(values[:k])
+        got_mean, got_ci = running.ci()
+        assert got_mean == pytest.approx(mean, abs=1e-12)
+        assert (got_ci is None) == (ci is None)
+        if ci is not None and got_ci is not None:
+            assert got_ci == pytest.approx(ci, abs=1e-12)
+    same = RunningMean()
+    for _ in range(3):
+        same.add(0.7)  # identical seeds (deterministic methods): a zero-width interval, not a NaN
+    mean, ci = same.ci()
+    assert mean == pytest.approx(0.7) and ci is not None and ci == pytest.approx((0.7, 0.7))
+
+
 def test_config_key_names_method_params_and_code() -> None:
     a = config_key("vote", {"k": 1, "b": 2}, None)
     assert a == config_key("vote", {"b": 2, "k": 1}, None) and a.startswith("vote-")
@@ -67,7 +87,11 @@ def _split(n: int) -> SplitTruth:
     ids = [f"d{i}" for i in range(n)]
     gold = np.zeros(n, dtype=np.int64)
     return SplitTruth(
-        ids=ids, index={i: k for k, i in enumerate(ids)}, gold=gold, weak=None, gold_counts=np.bincount(gold)
+        ids=ids,
+        index={i: k for k, i in enumerate(ids)},
+        gold=gold,
+        weak=None,
+        gold_counts=tuple(np.bincount(gold).tolist()),
     )
 
 
