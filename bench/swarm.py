@@ -108,31 +108,37 @@ async def w2s(
 
 def _print_top(verdicts: list[Verdict], n: int = 8, min_seeds: int = 3) -> None:
     """The configs with the best dev means (what selection sees) beside their final means."""
-    by_config: dict[str, list[Verdict]] = {}
-    for v in verdicts:
-        by_config.setdefault(v.config_key, []).append(v)
-    ready = [vs for vs in by_config.values() if len(vs) >= min_seeds]
-    ready.sort(key=lambda vs: statistics.fmean(v.pgr.get("dev", 0.0) for v in vs), reverse=True)
+    ready = sorted(_seeded_configs(verdicts, min_seeds), key=_dev_mean, reverse=True)
     methods = [v.method for v in verdicts]
     print(f"  {methods.count('committee')} committee experiments; top configs by dev mean:", flush=True)
     for vs in ready[:n]:
-        dev = statistics.fmean(v.pgr.get("dev", 0.0) for v in vs)
-        final = statistics.fmean(v.pgr.get("final", 0.0) for v in vs)
+        final = statistics.fmean(v.pgr["final"] for v in vs)
         params = json.dumps(vs[0].params, sort_keys=True)[:150]
-        print(f"    dev {dev:.3f} final {final:.3f} seeds {len(vs)} {vs[0].method} {params}", flush=True)
+        print(
+            f"    dev {_dev_mean(vs):.3f} final {final:.3f} seeds {len(vs)} {vs[0].method} {params}",
+            flush=True,
+        )
 
 
-def _best_final(verdicts: list[Verdict], min_seeds: int = 3) -> float | None:
-    """Final-split mean PGR of the config with the best dev mean among those with ``min_seeds`` seeds."""
+def _seeded_configs(verdicts: list[Verdict], min_seeds: int) -> list[list[Verdict]]:
+    """Verdicts by config, for configs with ``min_seeds`` seeds scored on dev and final."""
     by_config: dict[str, list[Verdict]] = {}
     for v in verdicts:
         by_config.setdefault(v.config_key, []).append(v)
-    ready = [
+    return [
         vs
         for vs in by_config.values()
         if len(vs) >= min_seeds and all("dev" in v.pgr and "final" in v.pgr for v in vs)
     ]
-    best = max(ready, key=lambda vs: statistics.fmean(v.pgr["dev"] for v in vs), default=None)
+
+
+def _dev_mean(verdicts: list[Verdict]) -> float:
+    return statistics.fmean(v.pgr["dev"] for v in verdicts)
+
+
+def _best_final(verdicts: list[Verdict], min_seeds: int = 3) -> float | None:
+    """Final-split mean PGR of the config with the best dev mean among those with ``min_seeds`` seeds."""
+    best = max(_seeded_configs(verdicts, min_seeds), key=_dev_mean, default=None)
     return statistics.fmean(v.pgr["final"] for v in best) if best else None
 
 

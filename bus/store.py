@@ -176,6 +176,8 @@ class Artifacts:
         """
         out = dict(result.inline_predictions)
         stored = [s for s in result.predictions if s not in out]
+        if not stored:
+            return out  # all inline: nothing to read (the scorer's usual case)
         reads = (self.get(result.predictions[s]) for s in stored)
         fetched = await asyncio.gather(*reads, return_exceptions=True)
         for split, data in zip(stored, fetched, strict=True):

@@ -164,39 +164,24 @@ def request(r: ExperimentRequest) -> Row:
     }
 
 
-def request_from_result(r: ExperimentResult) -> Row:
-    """A request the dashboard never saw queued (taken before it started), as its result tells it."""
-    return {
-        "id": r.lineage.request_id,
-        "task": r.task,
-        "method": r.method,
-        "params": _params(r.params),
-        "seed": r.seed,
-        "agent": r.agent,
-        "priority": None,
-        "custom_code": r.code_hash is not None,
-        "status": "queued",
-        "worker": r.worker,
-        "pgr": None,
-        "ts": r.ts,
-    }
+def request_seen_later(m: ExperimentResult | ScoreEvent) -> Row:
+    """A request the dashboard never saw queued, as its result or its score tells it.
 
-
-def request_from_score(s: ScoreEvent) -> Row:
-    """A request known only by its score (replayed before its result, or taken before we started)."""
+    It was taken before the dashboard started, or its score was replayed before its result.
+    """
     return {
-        "id": s.lineage.request_id,
-        "task": s.task,
-        "method": s.method,
-        "params": _params(s.params),
-        "seed": s.seed,
-        "agent": s.agent,
+        "id": m.lineage.request_id,
+        "task": m.task,
+        "method": m.method,
+        "params": _params(m.params),
+        "seed": m.seed,
+        "agent": m.agent,
         "priority": None,
-        "custom_code": s.code_hash is not None,
+        "custom_code": m.code_hash is not None,
         "status": "queued",
-        "worker": s.worker,
+        "worker": m.worker,
         "pgr": None,
-        "ts": s.ts,
+        "ts": m.ts,
     }
 
 

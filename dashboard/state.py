@@ -155,7 +155,7 @@ class DashboardState:
         if (rid := s.lineage.request_id) is not None:
             # Scores and results are replayed by separate consumers: the score may come first.
             if (req := self.requests.get(rid)) is None:
-                req = rows.request_from_score(s)
+                req = rows.request_seen_later(s)
                 _put(self.requests, rid, req, self.limits.requests)
             self._advance(req, "scored" if s.status == "accepted" else "rejected")
             req["pgr"] = s.pgr
@@ -240,7 +240,7 @@ class DashboardState:
         assert rid is not None  # ExperimentResult checks this when decoded
         req = self.requests.get(rid)
         if req is None:
-            req = rows.request_from_result(r)
+            req = rows.request_seen_later(r)
             _put(self.requests, rid, req, self.limits.requests)
         if self._advance(req, "done" if r.status == "ok" else "failed", worker=r.worker):
             if r.error:

@@ -239,8 +239,6 @@ class Scorer:
         missing = [s for s in EVAL_SPLITS if s not in given]
         if missing:
             raise Rejection(f"the result has no {' or '.join(missing)} predictions", missing=missing)
-        if not result.predictions:  # all inline: nothing to read
-            return dict(result.inline_predictions)
         artifacts = await self.bus.artifacts(self.swarm)
         try:
             return await artifacts.prediction_sets(result)

@@ -30,8 +30,12 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, t
     if n < 2:
         return mean, None
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in finite) / (n - 1))
+    return mean, _t_interval(mean, sd, n, confidence)
+
+
+def _t_interval(mean: float, sd: float, n: int, confidence: float) -> tuple[float, float]:
     half = _t_quantile(confidence, n - 1) * sd / math.sqrt(n)
-    return mean, (mean - half, mean + half)
+    return mean - half, mean + half
 
 
 class RunningMean:
@@ -60,5 +64,4 @@ class RunningMean:
         if self.n < 2:
             return self.mean, None
         sd = math.sqrt(max(self._m2, 0.0) / (self.n - 1))
-        half = _t_quantile(confidence, self.n - 1) * sd / math.sqrt(self.n)
-        return self.mean, (self.mean - half, self.mean + half)
+        return self.mean, _t_interval(self.mean, sd, self.n, confidence)

@@ -260,7 +260,7 @@ class OfflineResearcher(Agent[OfflineResearcherConfig]):
         self.posted.append(post)
 
     async def _build_on_best(self, task: str) -> list[tuple[str, dict[str, Any]]]:
-        """Committees of the best verified standings, then neighbours of the best standing (anyone's)."""
+        """Committees grown from the best standing, then neighbours of the best two (anyone's)."""
         board = await self.leaderboard(task)
         if board is None:
             return []
