@@ -113,6 +113,9 @@ class Bus:
                 max_reconnect_attempts=cfg.connect_attempts,
                 allow_reconnect=True,
                 pending_size=cfg.pending_size,
+                # Subjects are built from checked tokens (bus.subjects) and caller-given ones pass
+                # subjects.check; nats-py's own regex per publish would check them again.
+                skip_subject_validation=True,
                 error_cb=self._on_error,
                 disconnected_cb=self._on_disconnected,
                 reconnected_cb=self._on_reconnected,
@@ -160,6 +163,11 @@ class Bus:
 
     @property
     def nc(self) -> Client:
+        """The nats-py client underneath, for what the Bus does not wrap.
+
+        It does not check subjects itself (the Bus connects with ``skip_subject_validation``):
+        build them with ``bus.subjects``, or pass one from elsewhere through ``subjects.check``.
+        """
         if self._nc is None:
             raise BusError("the bus is not connected (use `async with Bus.connect(...)`)")
         return self._nc
@@ -186,7 +194,8 @@ class Bus:
         """
         if subject is None and subjects.kind_for(msg) not in STREAMS:
             raise PublishError(f"{type(msg).__name__} is not stored in a stream; use publish_core or a reply")
-        return await self._publish_data(subject or subjects.subject_for(msg), encode(msg), msg.id)
+        subject = subjects.subject_for(msg) if subject is None else subjects.check(subject)
+        return await self._publish_data(subject, encode(msg), msg.id)
 
     async def publish_many(self, msgs: Sequence[Message]) -> list[api.PubAck]:
         """Publish many messages with pipelined acks; any that fail are retried one by one.
@@ -258,7 +267,8 @@ class Bus:
         """
         if (nc := self._nc) is None:
             nc = self.nc  # raises: not connected
-        return nc.publish(subject or subjects.subject_for(msg), encode(msg))
+        subject = subjects.subject_for(msg) if subject is None else subjects.check(subject)
+        return nc.publish(subject, encode(msg))
 
     async def dead_letter(
         self, *, swarm: str, consumer: str, raw: Msg, error: BaseException, deliveries: int | None = None
@@ -300,6 +310,7 @@ class Bus:
             RemoteError: the endpoint answered with an RpcError.
             BusError: nobody answered in time, or the reply was not a valid message.
         """
+        subjects.check(subject)
         try:
             reply = await self.nc.request(subject, encode(msg), timeout=timeout_s)
         except nats.errors.NoRespondersError as e:
@@ -342,7 +353,9 @@ class Bus:
                 except BusError:
                     log.exception("dead-letter publish failed", extra={"consumer": name})
 
-        return await self.nc.subscribe(subject, queue=queue or "", cb=on_msg)
+        return await self.nc.subscribe(
+            subjects.check(subject, wildcards=True), queue=subjects.check(queue) if queue else "", cb=on_msg
+        )
 
     async def serve(
         self,
@@ -368,7 +381,9 @@ class Bus:
             if raw.reply:
                 await self.nc.publish(raw.reply, encode(answer))
 
-        return await self.nc.subscribe(subject, queue=queue, cb=on_request)
+        return await self.nc.subscribe(
+            subjects.check(subject, wildcards=True), queue=subjects.check(queue), cb=on_request
+        )
 
     # -- consumers, stores (implemented in bus.consume and bus.store) -------------------------
 

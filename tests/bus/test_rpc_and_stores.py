@@ -130,3 +130,24 @@ async def test_core_subscription_is_typed_and_dead_letters_bad_input(bus: Bus, s
     assert live == [progress]
     dead = await letters.wait_for(1)
     assert dead[0].original == b"\x00garbage" and dead[0].consumer == "live-view"
+
+
+async def test_a_caller_given_subject_is_checked_before_it_reaches_the_wire(bus: Bus, swarm: str) -> None:
+    from bus import InvalidSubjectError
+
+    msg = Presence(swarm=swarm, sender="a", role="r", name="a", host="h", pid=1)
+    injected = f"aar.{swarm}.events.x 0\r\nPUB aar.{swarm}.events.y"
+    with pytest.raises(InvalidSubjectError):
+        await bus.publish_core(msg, subject=injected)
+    with pytest.raises(InvalidSubjectError):
+        await bus.request(injected, msg)
+
+    async def never(_: Message) -> None:
+        raise AssertionError("not reached")
+
+    with pytest.raises(InvalidSubjectError):
+        await bus.subscribe_core("aar.a b", never, expect=Presence, swarm=swarm, name="x")
+    with pytest.raises(InvalidSubjectError):
+        await bus.serve(f"aar.{swarm}.rpc.echo", never, swarm=swarm, name="x", queue="a b")  # type: ignore[arg-type]
+    assert bus.connected  # the connection is still usable
+    await bus.nc.flush()

@@ -55,3 +55,23 @@ def test_a_decoded_name_that_cannot_route_is_refused_where_it_would_route() -> N
     msg = decode(b'{"kind": "hypothesis", "swarm": "lab", "sender": "a.b", "title": "t"}')
     with pytest.raises(InvalidSubjectError, match=r"'a\.b'"):
         s.subject_for(msg)
+
+
+@pytest.mark.parametrize("good", ["aar.lab.rpc.echo", "_INBOX.x1", "$JS.API.INFO", "a"])
+def test_a_whole_subject_from_elsewhere_passes_check(good: str) -> None:
+    assert s.check(good) == good
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "a\r\nPUB x 1", "a\tb", "a..b", ".a", "a.", "a.*", "a.>", "a*"])
+def test_a_subject_nats_would_refuse_or_misread_fails_check(bad: str) -> None:
+    # The Bus turns nats-py's per-message check off, so this is what stands between a caller's
+    # subject and the protocol line (CR LF in a subject would start a command of its own).
+    with pytest.raises(InvalidSubjectError):
+        s.check(bad)
+
+
+def test_wildcards_pass_check_only_as_whole_tokens_of_a_filter() -> None:
+    assert s.check("aar.*.scores.>", wildcards=True) == "aar.*.scores.>"
+    for bad in ("aar.>.scores", "aar.sc*", "aar.>x"):
+        with pytest.raises(InvalidSubjectError):
+            s.check(bad, wildcards=True)
