@@ -7,8 +7,10 @@ would, each stamped with its send time; latency = when ``on_score`` ran - when i
 (b) three offline researchers + a reviewer + real workers and a real scorer for ``--minutes`` on a
 prepared task; then, on a fresh swarm with at most as many experiments, every library method at its
 default params with 3 seeds each. Reports the final-split mean PGR of the swarm's best config
-(>= 3 seeds, chosen by dev PGR) against that of the best single method (chosen the same way), read
-from the verdicts.
+(>= 3 seeds) against that of the best single method (chosen the same way), read from the verdicts.
+Both are chosen by their PGR on the hidden half of dev: researchers tune on the public dev answers,
+so the half those answers never come from is the part of dev that can still judge what they found
+(the reusable-holdout argument of Dwork et al., 2015), while the final split stays untouched.
 The last line printed is one JSON object; figures not measured are null.
 """
 
@@ -28,6 +30,7 @@ from typing import Any
 from bus import Bus, BusConfig, Delivery, Kind, NatsServer, ServerConfig, StartAt, ensure_swarm, replay
 from bus.natsd import free_port
 from schemas import Lineage, ScoreEvent, Verdict
+from schemas.artifacts import DEV_HIDDEN
 from swarm.agent import Agent
 
 
@@ -107,38 +110,39 @@ async def w2s(
 
 
 def _print_top(verdicts: list[Verdict], n: int = 8, min_seeds: int = 3) -> None:
-    """The configs with the best dev means (what selection sees) beside their final means."""
-    ready = sorted(_seeded_configs(verdicts, min_seeds), key=_dev_mean, reverse=True)
+    """The configs that selection ranks first (hidden-half dev), beside their whole-dev and final means."""
+    ready = sorted(_seeded_configs(verdicts, min_seeds), key=_selection_mean, reverse=True)
     methods = [v.method for v in verdicts]
-    print(f"  {methods.count('committee')} committee experiments; top configs by dev mean:", flush=True)
+    print(f"  {methods.count('committee')} committee experiments; top configs by hidden dev:", flush=True)
     for vs in ready[:n]:
-        final = statistics.fmean(v.pgr["final"] for v in vs)
+        dev, final = (statistics.fmean(v.pgr[s] for v in vs) for s in ("dev", "final"))
         params = json.dumps(vs[0].params, sort_keys=True)[:150]
         print(
-            f"    dev {_dev_mean(vs):.3f} final {final:.3f} seeds {len(vs)} {vs[0].method} {params}",
+            f"    hidden {_selection_mean(vs):.3f} dev {dev:.3f} final {final:.3f} seeds {len(vs)} "
+            f"{vs[0].method} {params}",
             flush=True,
         )
 
 
 def _seeded_configs(verdicts: list[Verdict], min_seeds: int) -> list[list[Verdict]]:
-    """Verdicts by config, for configs with ``min_seeds`` seeds scored on dev and final."""
+    """Verdicts by config, for configs with ``min_seeds`` seeds scored on dev (both halves) and final."""
     by_config: dict[str, list[Verdict]] = {}
     for v in verdicts:
         by_config.setdefault(v.config_key, []).append(v)
     return [
         vs
         for vs in by_config.values()
-        if len(vs) >= min_seeds and all("dev" in v.pgr and "final" in v.pgr for v in vs)
+        if len(vs) >= min_seeds and all({"dev", DEV_HIDDEN, "final"} <= v.pgr.keys() for v in vs)
     ]
 
 
-def _dev_mean(verdicts: list[Verdict]) -> float:
-    return statistics.fmean(v.pgr["dev"] for v in verdicts)
+def _selection_mean(verdicts: list[Verdict]) -> float:
+    return statistics.fmean(v.pgr[DEV_HIDDEN] for v in verdicts)
 
 
 def _best_final(verdicts: list[Verdict], min_seeds: int = 3) -> float | None:
-    """Final-split mean PGR of the config with the best dev mean among those with ``min_seeds`` seeds."""
-    best = max(_seeded_configs(verdicts, min_seeds), key=_dev_mean, default=None)
+    """Final-split mean PGR of the config with the best hidden-dev mean, of those with ``min_seeds`` seeds."""
+    best = max(_seeded_configs(verdicts, min_seeds), key=_selection_mean, default=None)
     return statistics.fmean(v.pgr["final"] for v in best) if best else None
 
 
@@ -147,8 +151,8 @@ async def best_single_method(
 ) -> float | None:
     """Every library method at its default params, ``seeds`` seeds each, within ``budget`` experiments.
 
-    The method a careful person would pick without a swarm: the one with the best mean dev PGR; its
-    final-split mean is what the swarm has to beat.
+    The method a careful person would pick without a swarm: the one with the best mean PGR on the
+    hidden dev half (the swarm's rule); its final-split mean is what the swarm has to beat.
     """
     from gpu_worker import catalog
     from gpu_worker.service import Worker

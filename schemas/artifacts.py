@@ -90,6 +90,9 @@ class PredictionSet(_Artifact, frozen=True, kw_only=True):
 
 SPLITS = ("weak_train", "pool", "dev", "final")
 EVAL_SPLITS = ("dev", "final")
+# A verdict's key for the dev examples whose labels only the scorer's reusable holdout uses (the
+# hidden half): public dev answers never come from them, so they can judge what agents tuned on dev.
+DEV_HIDDEN = "dev_hidden"
 # Prediction sets up to this size (their msgpack bytes, all splits together) ride inside the result
 # message; larger ones are stored as artifacts and referenced. Inline, a result is one stored message
 # instead of five (the result, two chunks, two metas) and the scorer reads it with no further request.

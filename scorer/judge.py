@@ -13,7 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from schemas import ExperimentResult, Flag, Lineage, ScoreEvent, Verdict
-from schemas.artifacts import EVAL_SPLITS, PredictionSet
+from schemas.artifacts import DEV_HIDDEN, EVAL_SPLITS, PredictionSet
 from scorer import detectors, holdout
 from scorer.checks import Rejection, aligned
 from scorer.config import ScorerConfig
@@ -91,6 +91,11 @@ def judge(
     accuracy = {s: int(np.count_nonzero(c)) / c.size if c.size else 0.0 for s, c in correct.items()}
     findings = _detect(result, aligned_preds, accuracy["dev"], truth, probes, key, agent, cfg)
     pgr = {s: truth.pgr(accuracy[s], s) for s in EVAL_SPLITS}
+    # The dev half that public answers never come from, for choosing among configs the agents
+    # tuned on the other half (on the dev split's baselines, as answered dev PGR is).
+    if (n_hidden := int(np.count_nonzero(truth.dev_holdout))) > 0:
+        accuracy[DEV_HIDDEN] = int(np.count_nonzero(correct["dev"] & truth.dev_holdout)) / n_hidden
+        pgr[DEV_HIDDEN] = truth.pgr(accuracy[DEV_HIDDEN], "dev")
     answered_acc: float | None = None
     answered_pgr: float | None = None
     if ledger.dev_left(agent) <= 0 or ledger.holdout_left() <= 0:

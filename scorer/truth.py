@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,12 +105,7 @@ def build_truth(
             weak=weak_arr,
             gold_counts=tuple(np.bincount(gold_arr, minlength=n_classes).tolist()),
         )
-    dev_ids = splits["dev"].ids
-    holdout = np.fromiter(
-        (hashlib.sha256(f"holdout:{labels.task}:{i}".encode()).digest()[0] & 1 for i in dev_ids),
-        dtype=np.bool_,
-        count=len(dev_ids),
-    )
+    holdout = hidden_half(labels.task, splits["dev"].ids)
     return TaskTruth(
         task=labels.task,
         view_digest=labels.view_digest,
@@ -118,6 +114,15 @@ def build_truth(
         splits=splits,
         dev_holdout=holdout,
         secret=hashlib.sha256(b"aar-holdout-noise:" + labels_raw).digest(),
+    )
+
+
+def hidden_half(task: str, dev_ids: Sequence[str]) -> BoolArray:
+    """Which dev examples the reusable holdout keeps hidden: a fixed half, by id."""
+    return np.fromiter(
+        (hashlib.sha256(f"holdout:{task}:{i}".encode()).digest()[0] & 1 for i in dev_ids),
+        dtype=np.bool_,
+        count=len(dev_ids),
     )
 
 

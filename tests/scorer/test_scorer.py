@@ -23,8 +23,10 @@ from schemas import (
     ScoreEvent,
     Verdict,
 )
+from schemas.artifacts import DEV_HIDDEN
 from scorer import BUDGET_SERVICE, Scorer, ScorerConfig
 from scorer.synthetic import SyntheticTask, submit
+from scorer.truth import hidden_half
 from tests.helpers import Collector, eventually
 from tests.scorer.conftest import TEST_CONFIG, WORKER, register
 
@@ -394,3 +396,19 @@ async def test_reported_spending_crosses_warn_throttle_and_stop(
         await eventually(lambda: again.spending.by_agent["tokens"]["carol"] == 1050)
         await asyncio.sleep(0.3)
     assert len(events.messages) == 3
+
+
+async def test_a_verdict_keeps_the_hidden_dev_half_apart(bus: Bus, swarm: str, synth: SyntheticTask) -> None:
+    # Right exactly on the hidden half: there, where public answers never come from, it scores 1.0.
+    hidden = hidden_half(synth.task, synth.ids("dev"))
+    gold = synth.gold("dev")
+    dev = np.where(hidden, gold, (gold + 1) % synth.n_classes).tolist()
+    verdicts: Collector[Verdict] = Collector()
+    await bus.subscribe(swarm, Kind.VERDICTS, verdicts, expect=Verdict, start=StartAt.all())
+    result = await submit(bus, swarm, synth, dev=dev, final=synth.gold("final").tolist())
+    await eventually(lambda: any(v.lineage.result_id == result.id for v in verdicts.messages), 10)
+    [verdict] = [v for v in verdicts.messages if v.lineage.result_id == result.id]
+    assert 0.3 < hidden.mean() < 0.7
+    assert verdict.accuracy[DEV_HIDDEN] == 1.0
+    assert verdict.accuracy["dev"] == pytest.approx(hidden.mean(), abs=1e-6)
+    assert verdict.pgr[DEV_HIDDEN] == pytest.approx((1.0 - 0.7) / 0.2, abs=1e-4)
