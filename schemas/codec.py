@@ -89,6 +89,18 @@ def decoder_for(cls: type[M], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Callable
     return decode_typed
 
 
+def unsized_decoder_for(cls: type[M]) -> Callable[[_Bytes], M] | None:
+    """msgspec's own decode method for one concrete kind, or None for a base class such as Envelope.
+
+    For a transport that cannot carry more than ``MAX_MESSAGE_BYTES`` (core NATS under the
+    server's max_payload): it validates as ``decoder_for(cls)`` does, without the size check and
+    without a Python frame, and raises ``msgspec.DecodeError``, not SchemaError; decode a payload
+    it refuses again with ``decoder_for(cls)`` for the reason.
+    """
+    typed = _typed_decoder(cls)
+    return None if typed is None else typed.decode
+
+
 def _typed_decoder(cls: type[Any]) -> msgspec.json.Decoder[Any] | None:
     """The decoder for one concrete kind (built once), or None for a base class such as Envelope."""
     typed = _typed_decoders.get(cls)
