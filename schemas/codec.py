@@ -92,10 +92,10 @@ def decoder_for(cls: type[M], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Callable
 def unsized_decoder_for(cls: type[M]) -> Callable[[_Bytes], M] | None:
     """msgspec's own decode method for one concrete kind, or None for a base class such as Envelope.
 
-    For a transport that cannot carry more than ``MAX_MESSAGE_BYTES`` (core NATS under the
-    server's max_payload): it validates as ``decoder_for(cls)`` does, without the size check and
-    without a Python frame, and raises ``msgspec.DecodeError``, not SchemaError; decode a payload
-    it refuses again with ``decoder_for(cls)`` for the reason.
+    For a hot path that checks ``len(data) <= MAX_MESSAGE_BYTES`` itself: it validates as
+    ``decoder_for(cls)`` does, without the size check and without a Python frame, and raises
+    ``msgspec.DecodeError``, not SchemaError; decode a payload it refuses again with
+    ``decoder_for(cls)`` for the reason.
     """
     typed = _typed_decoder(cls)
     return None if typed is None else typed.decode

@@ -20,6 +20,8 @@ from schemas.artifacts import PredictionSet
 
 # Bounds checked while decoding; a payload over MAX_MESSAGE_BYTES is refused before parsing.
 MAX_MESSAGE_BYTES = 1024 * 1024
+# A dead letter keeps this much of the payload it is about (base64 in JSON: ~4/3 of it).
+DEAD_LETTER_ORIGINAL_MAX = 256 * 1024
 # Tokens (names that may route: swarm, sender, task, worker, ...) and ids are checked for length only
 # while decoding, the hot path (a regex per field costs ~0.7 us, as much as the rest of a decode);
 # the subject and key builders in bus/ check their characters wherever one becomes part of a
@@ -240,9 +242,12 @@ class DeadLetter(Envelope, tag="dead_letter", kw_only=True, frozen=True):
     error_type: Name
     consumer: Token
     original_subject: ShortText
+    # At most DEAD_LETTER_ORIGINAL_MAX bytes, so a letter about an oversize payload still decodes.
     original: bytes
     stream_seq: int | None = None
     deliveries: int | None = None
+    # Set when ``original`` holds only the first bytes of a longer payload: its whole length.
+    original_size: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class RpcError(Envelope, tag="rpc_error", kw_only=True, frozen=True):

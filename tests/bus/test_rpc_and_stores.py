@@ -9,7 +9,7 @@ import pytest
 
 from bus import Bus, BusError, RemoteError, streams
 from bus import subjects as s
-from schemas import ArtifactRef, Hypothesis, Message, Presence, RpcError
+from schemas import ArtifactRef, Hypothesis, Message, Presence, RpcError, encode
 
 
 async def test_request_reply_round_trip(bus: Bus, swarm: str) -> None:
@@ -151,3 +151,31 @@ async def test_a_caller_given_subject_is_checked_before_it_reaches_the_wire(bus:
         await bus.serve(f"aar.{swarm}.rpc.echo", never, swarm=swarm, name="x", queue="a b")  # type: ignore[arg-type]
     assert bus.connected  # the connection is still usable
     await bus.nc.flush()
+
+
+async def test_a_core_payload_over_the_limit_is_dead_lettered_not_decoded(bus: Bus, swarm: str) -> None:
+    from bus import Kind, StartAt
+    from schemas import DeadLetter, ExperimentProgress
+    from schemas.messages import DEAD_LETTER_ORIGINAL_MAX, MAX_MESSAGE_BYTES
+    from tests.helpers import Collector
+
+    assert bus.nc.max_payload > MAX_MESSAGE_BYTES  # the server would carry it; the Bus must refuse it
+    letters: Collector[DeadLetter] = Collector()
+    await bus.subscribe(swarm, Kind.DLQ, letters, expect=DeadLetter, start=StartAt.all())
+    seen: list[ExperimentProgress] = []
+
+    async def on_progress(msg: ExperimentProgress) -> None:
+        seen.append(msg)
+
+    await bus.subscribe_core(
+        s.kind_filter(swarm, Kind.PROGRESS), on_progress, expect=ExperimentProgress, swarm=swarm, name="big"
+    )
+    big = ExperimentProgress(swarm=swarm, sender="w1", worker="w1", stage="x" * 1000)
+    padded = encode(big)[:-1] + b', "pad": "' + b"y" * MAX_MESSAGE_BYTES + b'"}'
+    await bus.nc.publish(s.subject(swarm, Kind.PROGRESS, "w1"), padded)
+    [letter] = await letters.wait_for(1)
+    assert "exceeds" in letter.reason and letter.consumer == "big"
+    # The letter keeps the payload's start and its size, so it decodes where the payload did not.
+    assert letter.original_size == len(padded) and padded.startswith(letter.original)
+    assert len(letter.original) == DEAD_LETTER_ORIGINAL_MAX
+    assert seen == []
