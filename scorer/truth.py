@@ -105,7 +105,8 @@ def build_truth(
             weak=weak_arr,
             gold_counts=tuple(np.bincount(gold_arr, minlength=n_classes).tolist()),
         )
-    holdout = hidden_half(labels.task, splits["dev"].ids)
+    secret = hashlib.sha256(b"aar-holdout-noise:" + labels_raw).digest()
+    holdout = hidden_half(secret, splits["dev"].ids)
     return TaskTruth(
         task=labels.task,
         view_digest=labels.view_digest,
@@ -113,14 +114,18 @@ def build_truth(
         baseline=baseline,
         splits=splits,
         dev_holdout=holdout,
-        secret=hashlib.sha256(b"aar-holdout-noise:" + labels_raw).digest(),
+        secret=secret,
     )
 
 
-def hidden_half(task: str, dev_ids: Sequence[str]) -> BoolArray:
-    """Which dev examples the reusable holdout keeps hidden: a fixed half, by id."""
+def hidden_half(secret: bytes, dev_ids: Sequence[str]) -> BoolArray:
+    """Which dev examples the reusable holdout keeps hidden: about half, by a keyed hash of the id.
+
+    Keyed by the task's secret (derived from its labels), so that agents, who cannot read labels,
+    cannot tell which of their predictions a public answer counts.
+    """
     return np.fromiter(
-        (hashlib.sha256(f"holdout:{task}:{i}".encode()).digest()[0] & 1 for i in dev_ids),
+        (hmac.new(secret, b"holdout:" + i.encode(), hashlib.sha256).digest()[0] & 1 for i in dev_ids),
         dtype=np.bool_,
         count=len(dev_ids),
     )

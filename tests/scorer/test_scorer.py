@@ -26,7 +26,7 @@ from schemas import (
 from schemas.artifacts import DEV_HIDDEN
 from scorer import BUDGET_SERVICE, Scorer, ScorerConfig
 from scorer.synthetic import SyntheticTask, submit
-from scorer.truth import hidden_half
+from scorer.truth import TruthStore
 from tests.helpers import Collector, eventually
 from tests.scorer.conftest import TEST_CONFIG, WORKER, register
 
@@ -400,7 +400,7 @@ async def test_reported_spending_crosses_warn_throttle_and_stop(
 
 async def test_a_verdict_keeps_the_hidden_dev_half_apart(bus: Bus, swarm: str, synth: SyntheticTask) -> None:
     # Right exactly on the hidden half: there, where public answers never come from, it scores 1.0.
-    hidden = hidden_half(synth.task, synth.ids("dev"))
+    hidden = (await TruthStore(bus, swarm).get(synth.task)).dev_holdout  # as the scorer loads it
     gold = synth.gold("dev")
     dev = np.where(hidden, gold, (gold + 1) % synth.n_classes).tolist()
     verdicts: Collector[Verdict] = Collector()
