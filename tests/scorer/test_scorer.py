@@ -369,6 +369,8 @@ async def test_a_restarted_scorer_loses_and_double_counts_nothing(
             subjects.rpc(swarm, BUDGET_SERVICE), BudgetQuery(swarm=swarm, sender="agent")
         )
         assert isinstance(status, BudgetStatus) and status.dev_queries_used == 5
+        # Counted once all of a result's messages are stored, which can be after its score is seen.
+        await eventually(lambda: again.scored == 3)
         assert again.scored == 3
     verdicts = await replay(bus, swarm, Kind.VERDICTS, Verdict)
     assert len(verdicts) == 5 and len({v.lineage.result_id for v in verdicts}) == 5
