@@ -105,7 +105,7 @@ async def w2s(
     swarm_verdicts = [v for v in await replay(bus, swarm, Kind.VERDICTS, Verdict) if v.status == "accepted"]
     swarm_best = _best_final(swarm_verdicts)
     n = len(swarm_verdicts)
-    print(f"swarm: {n} experiments in {minutes} min, best verified final PGR {swarm_best}", flush=True)
+    print(f"swarm: {n} experiments in {minutes} min; its pick's final PGR {swarm_best}", flush=True)
     _print_top(swarm_verdicts)
     print(
         f"  (chosen by whole-dev mean instead: final {_best_final(swarm_verdicts, by=_dev_mean)})", flush=True
