@@ -28,6 +28,39 @@ class DevAnswer:
     true_accuracy: float
 
 
+@dataclass(frozen=True, slots=True)
+class Halves:
+    """How many dev examples a submission got right, in all and in the hidden half."""
+
+    n: int
+    n_hidden: int
+    right: int
+    right_hidden: int
+
+    @property
+    def true_accuracy(self) -> float:
+        return self.right / self.n if self.n else 0.0
+
+    @property
+    def public_accuracy(self) -> float:
+        n_public = self.n - self.n_hidden
+        return (self.right - self.right_hidden) / n_public if n_public else self.true_accuracy
+
+    @property
+    def hidden_accuracy(self) -> float:
+        return self.right_hidden / self.n_hidden if self.n_hidden else self.true_accuracy
+
+
+def halves(correct: BoolArray, holdout: BoolArray) -> Halves:
+    """Count ``correct`` (one bool per dev example) in all and where ``holdout`` is set."""
+    return Halves(
+        n=correct.size,
+        n_hidden=int(np.count_nonzero(holdout)),
+        right=int(np.count_nonzero(correct)),
+        right_hidden=int(np.count_nonzero(correct & holdout)),
+    )
+
+
 def answer(correct: BoolArray, holdout: BoolArray, cfg: HoldoutConfig, seed: int) -> DevAnswer:
     """One Thresholdout answer for a submission whose per-example correctness is ``correct``.
 
@@ -37,14 +70,15 @@ def answer(correct: BoolArray, holdout: BoolArray, cfg: HoldoutConfig, seed: int
         cfg: threshold, noise scale and rounding.
         seed: seeds the Laplace noise (the same result always gets the same answer).
     """
-    n, n_hidden = correct.size, int(np.count_nonzero(holdout))
-    right, right_hidden = int(np.count_nonzero(correct)), int(np.count_nonzero(correct & holdout))
-    true_acc = right / n if n else 0.0
-    n_public = n - n_hidden
-    public_acc = (right - right_hidden) / n_public if n_public else true_acc
-    hidden_acc = right_hidden / n_hidden if n_hidden else true_acc
+    return answer_counted(halves(correct, holdout), cfg, seed)
+
+
+def answer_counted(counts: Halves, cfg: HoldoutConfig, seed: int) -> DevAnswer:
+    """``answer`` for a submission already counted (the scorer also keeps its hidden-half accuracy)."""
+    true_acc, public_acc, hidden_acc = counts.true_accuracy, counts.public_accuracy, counts.hidden_accuracy
+    n_public = counts.n - counts.n_hidden
     gate_u, noise_u = _uniforms(seed)
-    threshold = max(cfg.threshold, cfg.threshold_se * _se_of_difference(true_acc, n_public, n_hidden))
+    threshold = max(cfg.threshold, cfg.threshold_se * _se_of_difference(true_acc, n_public, counts.n_hidden))
     if abs(public_acc - hidden_acc) > threshold + _laplace(gate_u, 2 * cfg.sigma):
         noisy = hidden_acc + _laplace(noise_u, cfg.sigma)
         return DevAnswer(_round(noisy, cfg.round_to), "holdout", true_acc)

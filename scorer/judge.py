@@ -88,13 +88,19 @@ def judge(
         return _rejected(result, rejection, key, sender=sender)
     assert truth is not None
     correct = {s: aligned_preds[s] == truth.splits[s].gold for s in EVAL_SPLITS}
-    accuracy = {s: int(np.count_nonzero(c)) / c.size if c.size else 0.0 for s, c in correct.items()}
+    # Dev is counted once, in all and in its hidden half: its accuracy, the answer and DEV_HIDDEN.
+    dev_halves = holdout.halves(correct["dev"], truth.dev_holdout)
+    final = correct["final"]
+    accuracy = {
+        "dev": dev_halves.true_accuracy,
+        "final": int(np.count_nonzero(final)) / final.size if final.size else 0.0,
+    }
     findings = _detect(result, aligned_preds, accuracy["dev"], truth, probes, key, agent, cfg)
     pgr = {s: truth.pgr(accuracy[s], s) for s in EVAL_SPLITS}
     # The dev half that public answers never come from, for choosing among configs the agents
     # tuned on the other half (on the dev split's baselines, as answered dev PGR is).
-    if (n_hidden := int(np.count_nonzero(truth.dev_holdout))) > 0:
-        accuracy[DEV_HIDDEN] = int(np.count_nonzero(correct["dev"] & truth.dev_holdout)) / n_hidden
+    if dev_halves.n_hidden > 0:
+        accuracy[DEV_HIDDEN] = dev_halves.hidden_accuracy
         pgr[DEV_HIDDEN] = truth.pgr(accuracy[DEV_HIDDEN], "dev")
     answered_acc: float | None = None
     answered_pgr: float | None = None
@@ -106,7 +112,7 @@ def judge(
             else "the reusable holdout's budget is spent"
         )
     else:
-        dev = holdout.answer(correct["dev"], truth.dev_holdout, cfg.holdout, truth.noise_seed(result.id))
+        dev = holdout.answer_counted(dev_halves, cfg.holdout, truth.noise_seed(result.id))
         answer_kind, reason = dev.answer, None
         answered_acc = dev.accuracy
         answered_pgr = _finite(round(truth.pgr(dev.accuracy, "dev"), 4))
