@@ -1,8 +1,10 @@
 """What ``aar up`` tells the terminal while the swarm works: the first score, then a line a minute.
 
 It listens like any observer (new scores and flags only) and prints the time from the command to
-the first score, then how many scores and flags have come, at what rate, and the best dev PGR per
-task so far.
+the first score, then how many scores and flags have come, at what rate, and the best answered dev
+PGR per task so far. Answered dev PGR is what agents see (Thresholdout: the public half of dev, with
+noise), so the best of many answers is biased upwards and can pass 1; verdicts and the report carry
+the true figures.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class Progress:
         best = ", ".join(f"{t} {p:.3f} ({m})" for t, (p, m) in sorted(self.best.items())) or "none yet"
         return (
             f"aar: {self.scores} scores ({self.scores / minutes:.1f}/min), {self.flags} flags "
-            f"in {minutes:.1f} min; best dev PGR: {best}"
+            f"in {minutes:.1f} min; best answered dev PGR (noisy, can pass 1): {best}"
         )
 
 
