@@ -10,7 +10,8 @@ decoded through its API):
 
 1. core publish -> subscribe (msg/s): ``nc.publish`` of pre-encoded bytes + ``nc.subscribe(cb)``
    against ``Bus.publish_core`` (subject and encoding per message) + ``Bus.subscribe_core`` (each
-   message decoded and validated before the handler sees it);
+   message decoded and validated before the handler sees it; delivered by aar's direct path,
+   ``bus.core_sub``, not nats-py's Msg-and-queue dispatch that the raw side goes through);
 2. request/reply round trip (us): ``nc.request`` to a raw echo responder against ``Bus.request`` to
    ``Bus.serve``; requests alternate one by one, so both sides see the same moments;
 3. JetStream publish with pipelined acks (msg/s): ``js.publish_async`` with a ``Nats-Msg-Id``

@@ -4,6 +4,7 @@ from bus.admin import ensure_swarm, list_swarms, swarm_state
 from bus.config import DEFAULT_URL, BusConfig
 from bus.connection import Bus, RemoteError
 from bus.consume import Consumer, Delivery, StartAt, WorkQueue, peek_stored, replay
+from bus.core_sub import CoreSubscription
 from bus.errors import BusError, HandlerError, InvalidSubjectError, PublishError, ServerError
 from bus.natsd import NatsServer, ServerConfig
 from bus.subjects import Kind
@@ -14,6 +15,7 @@ __all__ = [
     "BusConfig",
     "BusError",
     "Consumer",
+    "CoreSubscription",
     "Delivery",
     "HandlerError",
     "InvalidSubjectError",

@@ -18,7 +18,18 @@ from typing import Self
 
 from nats.aio.subscription import Subscription
 
-from bus import Bus, BusError, Delivery, HandlerError, Kind, StartAt, replay, streams, subjects
+from bus import (
+    Bus,
+    BusError,
+    CoreSubscription,
+    Delivery,
+    HandlerError,
+    Kind,
+    StartAt,
+    replay,
+    streams,
+    subjects,
+)
 from bus.consume import Consumer
 from bus.presence import Heartbeat
 from bus.store import TypedKV
@@ -74,7 +85,7 @@ class Scorer:
         self._consumers: list[Consumer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._rpc: Subscription | None = None
-        self._score_watch: Subscription | None = None
+        self._score_watch: CoreSubscription[ScoreEvent] | None = None
         self._heartbeat = Heartbeat(bus, swarm, name=self.name, role="scorer", describe=self._describe)
 
     async def __aenter__(self) -> Self:
