@@ -160,6 +160,8 @@ class CoreSubscription(Generic[M]):
                 except Exception as e:
                     raw = Msg(_client=self._nc, subject=subject.decode(), reply=reply.decode(), data=data)
                     await self._give_up(raw, e)
+            if self._task is not asyncio.current_task():
+                return  # stopped (or drained) from inside the handler
             self._wakeup = loop.create_future()
             self._idle.set()
             await self._wakeup
@@ -180,21 +182,27 @@ class CoreSubscription(Generic[M]):
         except Exception:
             log.exception("dead-letter publish failed", extra={"consumer": self.name})
 
-    async def _stop(self, sub: Subscription | None) -> None:
+    async def _stop(self, sub: Subscription | None, *, drop_pending: bool = True) -> None:
         if sub is not None and isinstance(self._nc, DirectClient):
             self._nc._direct.pop(sub._id, None)
-        if (task := self._task) is not None:
-            self._task = None
+        task, self._task = self._task, None
+        if drop_pending:
+            self._queue.clear()
+            self._pending_bytes = 0
+        if task is not None and task is not asyncio.current_task():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._queue.clear()
-        self._pending_bytes = 0
+        # From inside the handler the task is not cancelled: it sees ``_task`` gone and returns
+        # once its queue is empty (at once after an unsubscribe, which empties it).
         if self._on_stop is not None:
             self._on_stop(self)
 
     async def unsubscribe(self) -> None:
-        """Stop now; what is pending is dropped (as nats-py's ``unsubscribe`` does)."""
+        """Stop now; what is pending is dropped (as nats-py's ``unsubscribe`` does).
+
+        From inside the handler, the message in hand is finished first.
+        """
         sub, self._sub = self._sub, None
         try:
             if sub is not None and not self._nc.is_closed:
@@ -203,17 +211,22 @@ class CoreSubscription(Generic[M]):
             await self._stop(sub)
 
     async def drain(self) -> None:
-        """Stop taking messages, then handle every one already received."""
+        """Stop taking messages, then handle every one already received.
+
+        From inside the handler, it returns at once and the rest is handled after the handler.
+        """
         sub, self._sub = self._sub, None
         if sub is None:
             return
+        inside = self._task is asyncio.current_task()
         try:
             if not (self._nc.is_closed or self._nc.is_draining):
                 # UNSUB, then a round trip: every message sent before it has arrived.
                 await sub.drain()  # type: ignore[no-untyped-call]
-            await self._idle.wait()  # set only once the queue is empty and no handler runs
+            if not inside:
+                await self._idle.wait()  # set only once the queue is empty and no handler runs
         finally:
-            await self._stop(sub)
+            await self._stop(sub, drop_pending=not inside)
 
     async def close(self, grace_s: float = 10.0) -> None:
         """Drain within ``grace_s``; past it, drop what is left."""

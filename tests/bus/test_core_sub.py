@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
+import pytest
 import pytest_asyncio
 
 from bus import Bus, Kind, NatsServer
@@ -174,3 +175,57 @@ async def test_a_core_subscription_resumes_after_the_server_restarts(
             await pub.publish_core(msg)
         await eventually(lambda: len(got) == 10)
         assert got == before + after and watch.direct == 10
+
+
+@pytest.mark.parametrize("how", ["unsubscribe", "drain"])
+async def test_a_handler_may_unsubscribe_or_drain_its_own_subscription(
+    bus: Bus, swarm: str, how: str
+) -> None:
+    got: list[Presence] = []
+    all_queued = asyncio.Event()
+
+    async def stop_after_first(msg: Presence) -> None:
+        got.append(msg)
+        if len(got) == 1:
+            await all_queued.wait()
+            await (sub.unsubscribe() if how == "unsubscribe" else sub.drain())
+
+    sub = await bus.subscribe_core(
+        s.kind_filter(swarm, Kind.EVENTS), stop_after_first, expect=Presence, swarm=swarm, name=how
+    )
+    sent = presences(swarm, 5)
+    for msg in sent:
+        await bus.publish_core(msg)
+    await eventually(lambda: sub.direct == len(sent))
+    all_queued.set()
+    # unsubscribe drops what was pending; drain hands it to the handler first
+    expected = sent[:1] if how == "unsubscribe" else sent
+    await eventually(lambda: got == expected)
+    await asyncio.sleep(0.05)
+    assert got == expected and sub.pending == 0 and sub not in bus._consumers
+
+
+async def test_a_handler_error_is_dead_lettered_and_the_next_message_handled(bus: Bus, swarm: str) -> None:
+    from bus import StartAt
+    from schemas import DeadLetter
+    from tests.helpers import Collector
+
+    letters: Collector[DeadLetter] = Collector()
+    await bus.subscribe(swarm, Kind.DLQ, letters, expect=DeadLetter, start=StartAt.all())
+    got: list[Presence] = []
+
+    async def picky(msg: Presence) -> None:
+        if msg.pid == 1:
+            raise ValueError("pid 1 is not welcome")
+        got.append(msg)
+
+    await bus.subscribe_core(
+        s.kind_filter(swarm, Kind.EVENTS), picky, expect=Presence, swarm=swarm, name="picky"
+    )
+    sent = presences(swarm, 3)
+    for msg in sent:
+        await bus.publish_core(msg)
+    [letter] = await letters.wait_for(1)
+    assert letter.reason == "pid 1 is not welcome" and letter.error_type == "ValueError"
+    assert letter.original == encode(sent[1]) and letter.consumer == "picky"
+    await eventually(lambda: got == [sent[0], sent[2]])
