@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m bench.bus            # default sizes, about a minute and a half
+    .venv/bin/python -m bench.bus            # default sizes, about a minute and a half to two
     .venv/bin/python -m bench.bus --quick    # a smoke run, about half a minute
 
 Paths measured, each raw nats-py (pre-encoded bytes) against the aar Bus (typed messages encoded and
@@ -79,7 +79,9 @@ class Sizes:
     # The sync comparison runs partly at disk speed (~2k msg/s with fsync), hence smaller runs.
     sync: int = 3_000
     awaited: int = 600
-    rounds: int = 5
+    # Per-round ratios on a shared 2-core machine spread widely (0.7-1.3 in one run); the median of
+    # seven settles more than that of five did (runs of five gave the JetStream paths 0.82-0.99).
+    rounds: int = 7
 
     def warm(self, n: int) -> int:
         return max(50, n // 10)
